@@ -1,0 +1,10 @@
+"""Backends: each turns a fusion plan into Python source and loads it."""
+
+from __future__ import annotations
+
+
+def load_backend(target: str):
+    if target == "cpu":
+        from . import cpu_backend
+        return cpu_backend
+    raise ValueError(f"unknown target {target!r}")

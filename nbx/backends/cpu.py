@@ -1,0 +1,504 @@
+"""emit (cpu): a fusion plan -> Python source of @njit(parallel=True) functions with prange loops.
+
+One function per stage and one entry function per kernel, which allocates the reduction buffers
+and runs the stages in order. Loops run in the kernel's canonical dimension order, so the
+innermost loop walks the last dimension (contiguous for C-ordered inputs). Reductions:
+
+- the outermost dimension kept: `for i_m in prange(n_m)`, each thread owns its rows and writes
+  the reduction buffer directly (`r0[i_m] = acc`);
+- the outermost dimension reduced: blocks of a fixed number of rows (a function of the shape
+  only, so results do not depend on the thread count), one partial per block, combined after
+  the parallel loop (pairwise for float sums).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from ..dsl import ir
+from ..dsl.fuse import Plan, Stage
+from ..dsl.types import BOOL, I64, dtype_name
+from .base import CodeBuilder, ctor, literal
+
+BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
+MAX_PARTIAL_BLOCKS = 64  # partial buffers with kept dims have at most this many blocks
+
+PRELUDE = '''
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_ifloordiv(a, b):
+    if b == 0:
+        return a - a
+    if b == -1:
+        return -a
+    return a // b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_imod(a, b):
+    if b == 0 or b == -1:
+        return a - a
+    return a % b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_ffloordiv(a, b):
+    # NumPy's npy_floor_divide: floor of the exact quotient, IEEE results for b == 0.
+    if b == 0:
+        return a / b
+    mod = np.fmod(a, b)
+    div = (a - mod) / b
+    if mod != 0:
+        if (b < 0) != (mod < 0):
+            div -= 1
+    if div != 0:
+        floordiv = np.floor(div)
+        if div - floordiv > 0.5:
+            floordiv += 1
+    else:
+        floordiv = np.copysign(div - div, a / b)
+    return floordiv
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_fmod(a, b):
+    # NumPy's npy_remainder: the result has the sign of b.
+    mod = np.fmod(a, b)
+    if b == 0:
+        return mod
+    if mod != 0:
+        if (b < 0) != (mod < 0):
+            mod += b
+    else:
+        mod = np.copysign(mod - mod, b)
+    return mod
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_ipow(a, b, err):
+    if b < 0:
+        err[0] = 1
+        return a - a
+    result = a - a + 1
+    while b > 0:
+        if b & 1:
+            result = result * a
+        a = a * a
+        b = b >> 1
+    return result
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_upow(a, b):
+    one = np.uint64(1)
+    result = one
+    while b > 0:
+        if b & one:
+            result = result * a
+        a = a * a
+        b = b >> one
+    return result
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_lshift(a, b, bits):
+    if b < 0 or b >= bits:
+        return a - a
+    return a << b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_rshift(a, b, bits):
+    if b < 0 or b >= bits:
+        return (a - a) - 1 if a < 0 else a - a
+    return a >> b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_ulshift(a, b, bits):
+    if b >= bits:
+        return a - a
+    return a << b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_urshift(a, b, bits):
+    if b >= bits:
+        return a - a
+    return a >> b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_fminimum(a, b):
+    return a if (a <= b or a != a) else b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_fmaximum(a, b):
+    return a if (a >= b or a != a) else b
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _nbx_tree_sum(part):
+    # Pairwise sum of the per-block partials, in a fixed order.
+    n = part.shape[0]
+    while n > 1:
+        half = (n + 1) // 2
+        for j in range(n - half):
+            part[j] = part[j] + part[j + half]
+        n = half
+    return part[0]
+'''
+
+
+def identity(kind: ir.RKind, dtype: np.dtype) -> str:
+    """The starting value of an accumulator, as a typed literal."""
+    if kind in (ir.RKind.SUM,):
+        return literal(0, dtype)
+    if kind == ir.RKind.PROD:
+        return literal(1, dtype)
+    if kind == ir.RKind.ANY:
+        return "False"
+    if kind == ir.RKind.ALL:
+        return "True"
+    low = kind in (ir.RKind.MIN, ir.RKind.ARGMIN)
+    if dtype.kind == "f":
+        return literal(np.inf if low else -np.inf, dtype)
+    if dtype.kind == "b":
+        return "True" if low else "False"
+    info = np.iinfo(dtype)
+    return literal(info.max if low else info.min, dtype)
+
+
+def value_dtype(red: ir.Reduce) -> np.dtype:
+    """The dtype of a reduction's running value (the input's for argmin/argmax)."""
+    return red.arg.dtype if red.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX) else red.dtype
+
+
+def combine(red: ir.Reduce, target: str, value: str, target_i: str = "", value_i: str = "",
+            ) -> list[str]:
+    """Statements that fold `value` into the accumulator `target` (lvalues allowed)."""
+    k = red.kind
+    floating = value_dtype(red).kind == "f"
+    if k == ir.RKind.SUM:
+        return [f"{target} += {value}"]
+    if k == ir.RKind.PROD:
+        return [f"{target} *= {value}"]
+    if k == ir.RKind.ANY:
+        return [f"{target} = {target} or {value}"]
+    if k == ir.RKind.ALL:
+        return [f"{target} = {target} and {value}"]
+    cmp = "<" if k in (ir.RKind.MIN, ir.RKind.ARGMIN) else ">"
+    if k in (ir.RKind.MIN, ir.RKind.MAX):
+        nan = f" or {value} != {value}" if floating else ""
+        return [f"if {value} {cmp} {target}{nan}:", f"    {target} = {value}"]
+    # argmin / argmax: the first extreme wins; a NaN is the extreme; index -1 means "none yet"
+    nan = f" or ({value} != {value} and {target} == {target})" if floating else ""
+    return [f"if {value_i} >= 0 and ({target_i} < 0 or {value} {cmp} {target}{nan}):",
+            f"    {target} = {value}",
+            f"    {target_i} = {value_i}"]
+
+
+class CpuEmitter:
+    """Emits the whole generated module for one kernel under one type-variable binding."""
+
+    def __init__(self, plan: Plan, *, fastmath: bool = False, parallel: bool = True,
+                 cache: bool = True, origin: str = "") -> None:
+        self.plan = plan
+        self.kernel = plan.kernel
+        self.fastmath = fastmath
+        self.parallel = parallel
+        self.cache = cache
+        self.origin = origin
+        self.buffers: dict[ir.Reduce, str] = {r: f"r{i}" for i, r in enumerate(plan.reductions)}
+
+    # names ----------------------------------------------------------------------------------
+    @staticmethod
+    def param(name: str) -> str:
+        return f"p_{name}"
+
+    @staticmethod
+    def length(dim: str) -> str:
+        return f"n_{dim}"
+
+    @staticmethod
+    def loop(dim: str) -> str:
+        return f"i_{dim}"
+
+    @property
+    def entry_name(self) -> str:
+        return f"kernel_{self.kernel.name}"
+
+    def signature(self) -> list[str]:
+        """Arguments shared by the entry and every stage function."""
+        k = self.kernel
+        args = [self.param(p.name) for p in k.params]
+        args += [f"o{i}" for i in range(len(k.results))]
+        return args + ["_err"] + [self.length(d) for d in k.dims]
+
+    def buffer_args(self) -> list[str]:
+        out = []
+        for r in self.plan.reductions:
+            out.append(self.buffers[r])
+            if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                out.append(self.buffers[r] + "_i")
+        return out
+
+    def shape(self, dims) -> str:
+        if not dims:
+            return "(1,)"
+        return "(" + ", ".join(self.length(d) for d in dims) + ",)"
+
+    def index(self, dims) -> str:
+        return ", ".join(self.loop(d) for d in dims) if dims else "0"
+
+    # module ---------------------------------------------------------------------------------
+    def module(self) -> str:
+        b = CodeBuilder()
+        k = self.kernel
+        binding = ", ".join(f"{tv}={dt}" for tv, dt in k.binding)
+        b.line(f"# Generated by nbx from {self.origin}: kernel {k.name}"
+               + (f" ({binding})" if binding else "") + ". Do not edit.")
+        b.line(f"# Stages: {len(self.plan.stages)}. Needs only numpy and numba.")
+        b.line("import math")
+        b.line("")
+        b.line("import numpy as np")
+        b.line("from numba import njit, prange")
+        b.line("")
+        b.line(f"CACHE = {self.cache!r}")
+        b.extend(PRELUDE.splitlines())
+        for stage in self.plan.stages:
+            b.line("")
+            b.line("")
+            self.emit_stage(b, stage)
+        b.line("")
+        b.line("")
+        self.emit_entry(b)
+        return b.text()
+
+    def decorator(self, parallel: bool) -> str:
+        flags = [f"parallel={parallel}", "cache=CACHE", 'error_model="numpy"']
+        if self.fastmath:
+            flags.append("fastmath=True")
+        return f"@njit({', '.join(flags)})"
+
+    def emit_entry(self, b: CodeBuilder) -> None:
+        """The kernel's one compiled entry point: allocate buffers, run the stages in order."""
+        b.line(f"@njit(cache=CACHE, error_model=\"numpy\")")
+        with b.block(f"def {self.entry_name}({', '.join(self.signature())}):"):
+            direct = {id(r): i for i, r in self.plan.direct.items()}
+            for r in self.plan.reductions:
+                name = self.buffers[r]
+                vdt = value_dtype(r)
+                if id(r) in direct and r.kind not in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                    b.line(f"{name} = o{direct[id(r)]}")
+                    b.line(f"{name}.fill({identity(r.kind, vdt)})")
+                    continue
+                b.line(f"{name} = np.full({self.shape(r.dims)}, {identity(r.kind, vdt)}, "
+                       f"np.{vdt.name})")
+                if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                    if id(r) in direct:
+                        b.line(f"{name}_i = o{direct[id(r)]}")
+                        b.line(f"{name}_i.fill(-1)")
+                    else:
+                        b.line(f"{name}_i = np.full({self.shape(r.dims)}, -1, np.int64)")
+            args = ", ".join(self.signature() + self.buffer_args())
+            for stage in self.plan.stages:
+                b.line(f"_stage{stage.index}({args})")
+            b.line("return 0")
+
+    # stages ---------------------------------------------------------------------------------
+    def emit_stage(self, b: CodeBuilder, stage: Stage) -> None:
+        space = stage.space
+        parallel = self.parallel and bool(space)
+        partial = [r for r in stage.reductions if space[0] in r.over] if space else []
+        b.line(f"# stage {stage.index}: pass {stage.level} over ({', '.join(space)})")
+        b.line(self.decorator(parallel))
+        args = ", ".join(self.signature() + self.buffer_args())
+        with b.block(f"def _stage{stage.index}({args}):"):
+            body = _StageBody(self, stage, bool(partial))
+            for line in body.lines_at[0]:
+                b.line(line)
+            if not space:
+                body.emit_innermost(b)
+                b.line("return 0")
+                return
+            d0 = space[0]
+            rng = "prange" if parallel else "range"
+            if not partial:
+                with b.block(f"for {self.loop(d0)} in {rng}({self.length(d0)}):"):
+                    body.emit_depth(b, 1)
+                b.line("return 0")
+                return
+            inner = " * ".join(self.length(d) for d in space[1:]) or "1"
+            b.line(f"_inner = {inner}")
+            b.line(f"_rows = max(1, {BLOCK_ELEMENTS} // max(_inner, 1))")
+            if any(r.dims for r in partial):
+                b.line(f"_rows = max(_rows, ({self.length(d0)} + {MAX_PARTIAL_BLOCKS - 1}) "
+                       f"// {MAX_PARTIAL_BLOCKS})")
+            b.line(f"_nblk = ({self.length(d0)} + _rows - 1) // _rows")
+            for r in partial:
+                name = self.buffers[r]
+                shape = "(_nblk, " + ", ".join(self.length(d) for d in r.dims) + ")" \
+                    if r.dims else "(_nblk,)"
+                vdt = value_dtype(r)
+                b.line(f"_p{name} = np.full({shape}, {identity(r.kind, vdt)}, np.{vdt.name})")
+                if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                    b.line(f"_p{name}_i = np.full({shape}, -1, np.int64)")
+            with b.block(f"for _b in {rng}(_nblk):"):
+                body.emit_accumulators(b, 0, "init")
+                with b.block(f"for {self.loop(d0)} in range(_b * _rows, "
+                             f"min(_b * _rows + _rows, {self.length(d0)})):"):
+                    body.emit_depth(b, 1)
+                body.emit_accumulators(b, 0, "final")
+            for r in partial:
+                self.emit_partial_combine(b, r, rng)
+            b.line("return 0")
+
+    def emit_partial_combine(self, b: CodeBuilder, r: ir.Reduce, rng: str) -> None:
+        name = self.buffers[r]
+        arg = r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX)
+        if not r.dims and r.kind == ir.RKind.SUM and r.dtype.kind == "f":
+            with b.block("if _nblk > 0:"):
+                b.line(f"{name}[0] = _nbx_tree_sum(_p{name})")
+            return
+        depth = 0
+        for j, d in enumerate(r.dims):
+            b.line(f"for {self.loop(d)} in {rng if j == 0 else 'range'}({self.length(d)}):")
+            depth += 1
+            b.level += 1
+        idx = self.index(r.dims)
+        b.line(f"_acc = {identity(r.kind, value_dtype(r))}")
+        if arg:
+            b.line("_acc_i = -1")
+        with b.block("for _b in range(_nblk):"):
+            pidx = "_b" + ("" if not r.dims else ", " + idx)
+            b.extend(combine(r, "_acc", f"_p{name}[{pidx}]", "_acc_i", f"_p{name}_i[{pidx}]"))
+        b.line(f"{name}[{idx}] = _acc")
+        if arg:
+            b.line(f"{name}_i[{idx}] = _acc_i")
+        b.level -= depth
+
+
+class _StageBody:
+    """The statements of one stage, bucketed by the loop depth where their inputs exist."""
+
+    def __init__(self, emitter: CpuEmitter, stage: Stage, blocked: bool) -> None:
+        self.e = emitter
+        self.stage = stage
+        self.space = stage.space
+        self.blocked = blocked
+        self.lines_at: dict[int, list[str]] = defaultdict(list)
+        self.code: dict[ir.Node, str] = {}
+        self.counter = 0
+        for node in self.walk(stage.roots):
+            self.code[node] = self.value(node)
+        # each reduction's running accumulator lives just inside its innermost kept loop
+        self.acc_depth: dict[ir.Reduce, int] = {}
+        for i, r in enumerate(stage.reductions):
+            kept = [self.space.index(d) for d in r.dims]
+            self.acc_depth[r] = max(kept) + 1 if kept else 0
+
+    def walk(self, roots) -> list[ir.Node]:
+        order = []
+        for node in ir.topo_order(roots):
+            order.append(node)
+        # stop at reductions: their values come from buffers filled by earlier stages
+        keep: list[ir.Node] = []
+        needed: set[ir.Node] = set()
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n in needed:
+                continue
+            needed.add(n)
+            if not isinstance(n, ir.Reduce):
+                stack.extend(ir.children(n))
+        return [n for n in order if n in needed]
+
+    def depth(self, node: ir.Node) -> int:
+        return 1 + max(self.space.index(d) for d in node.dims) if node.dims else 0
+
+    def temp(self, node: ir.Node, code: str) -> str:
+        name = f"t{self.counter}"
+        self.counter += 1
+        self.lines_at[self.depth(node)].append(f"{name} = {code}")
+        return name
+
+    def value(self, node: ir.Node) -> str:
+        """The code of a node's value; computed once into a temp at its loop depth."""
+        e = self.e
+        if isinstance(node, ir.Const):
+            return literal(node.value, node.dtype)
+        if isinstance(node, ir.DimLen):
+            return e.length(node.dim)
+        if isinstance(node, ir.Index):
+            return e.loop(node.dim)
+        if isinstance(node, ir.Param):
+            if node.axes is None:
+                return e.param(node.name)
+            return self.temp(node, f"{e.param(node.name)}[{e.index(node.axes)}]")
+        if isinstance(node, ir.Reduce):
+            name = e.buffers[node]
+            if node.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                name += "_i"
+            return self.temp(node, f"{name}[{e.index(node.dims)}]")
+        if isinstance(node, ir.Cast):
+            arg = self.code[node.arg]
+            if node.dtype == BOOL:
+                return self.temp(node, f"{arg} != 0")
+            return self.temp(node, f"{ctor(node.dtype)}({arg})")
+        if isinstance(node, ir.Apply):
+            operand = node.args[1] if node.op.name == "WHERE" else node.args[0]
+            kind = "b" if operand.dtype == BOOL else operand.dtype.kind
+            template = node.op.info.cpu_template(kind)
+            args = [self.code[a] for a in node.args]
+            code = template.format(*args, bits=operand.dtype.itemsize * 8)
+            if node.dtype != BOOL:
+                code = f"{ctor(node.dtype)}({code})"
+            return self.temp(node, code)
+        raise TypeError(node)  # pragma: no cover
+
+    # emission -------------------------------------------------------------------------------
+    def accumulators(self, depth: int) -> list[ir.Reduce]:
+        return [r for r in self.stage.reductions if self.acc_depth[r] == depth]
+
+    def emit_accumulators(self, b: CodeBuilder, depth: int, what: str) -> None:
+        for r in self.accumulators(depth):
+            acc = f"_a{self.e.buffers[r]}"
+            arg = r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX)
+            if what == "init":
+                b.line(f"{acc} = {identity(r.kind, value_dtype(r))}")
+                if arg:
+                    b.line(f"{acc}_i = -1")
+                continue
+            name = self.e.buffers[r]
+            if self.blocked and self.space[0] in r.over:
+                idx = "_b" + ("" if not r.dims else ", " + self.e.index(r.dims))
+                name = f"_p{name}"
+            else:
+                idx = self.e.index(r.dims)
+            b.extend(combine(r, f"{name}[{idx}]", acc, f"{name}_i[{idx}]", f"{acc}_i"))
+
+    def emit_depth(self, b: CodeBuilder, depth: int) -> None:
+        """Code inside loop `depth - 1`: its values, accumulators, the next loop or the body."""
+        for line in self.lines_at[depth]:
+            b.line(line)
+        self.emit_accumulators(b, depth, "init")
+        if depth < len(self.space):
+            d = self.space[depth]
+            with b.block(f"for {self.e.loop(d)} in range({self.e.length(d)}):"):
+                self.emit_depth(b, depth + 1)
+        else:
+            self.emit_innermost(b)
+        self.emit_accumulators(b, depth, "final")
+
+    def emit_innermost(self, b: CodeBuilder) -> None:
+        for r in self.stage.reductions:
+            acc = f"_a{self.e.buffers[r]}"
+            index = self.e.loop(r.over[0]) if r.over else "0"
+            b.extend(combine(r, acc, self.code[r.arg], f"{acc}_i", index))
+        for i, node in self.stage.stores:
+            axes = self.e.kernel.results[i].axes
+            b.line(f"o{i}[{self.e.index(axes)}] = {self.code[node]}")

@@ -1,0 +1,104 @@
+"""The driver: the whole pipeline on one screen.
+
+    source --parse/build--> AST --check--> typed IR --fuse--> stages --emit--> Python source
+           --load--> Numba-compiled module --bind--> nbx.Kernel
+
+Every stage is a pure function; this file only sequences them and keeps the one chokepoint
+that turns an unexpected internal error into a CompileError (NBX_DEBUG=1 shows it raw).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import check as checker
+from . import ir
+from .build import parse
+from .fuse import fuse
+from .source import CompileError, Source
+
+TARGETS = ("cpu",)
+
+
+class Compiler:
+    """Holds one module's checked definitions; specialises kernels on demand."""
+
+    def __init__(self, text: str, *, filename: str = "<string>", target: str = "cpu",
+                 fastmath: bool = False, parallel: bool = True, cache: bool = True):
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
+        self.source = Source(filename, text)
+        self.filename = filename
+        self.target = target
+        self.options = {"fastmath": bool(fastmath), "parallel": bool(parallel),
+                        "cache": bool(cache)}
+        self._irs: dict[tuple, ir.KernelIR] = {}
+        self._lock = threading.Lock()
+        with self.chokepoint():
+            module_ast = parse(self.source)                    # parse + build
+            self.env = checker.collect(module_ast, self.source)
+            checker.check_module(self.env)                     # check (default bindings)
+
+    @contextmanager
+    def chokepoint(self):
+        try:
+            yield
+        except CompileError:
+            raise
+        except RecursionError:
+            raise CompileError(None, "the program is nested too deeply to compile",
+                               "split deeply nested expressions into named steps",
+                               self.source) from None
+        except Exception as err:  # an internal error: never a traceback for the user
+            if os.environ.get("NBX_DEBUG"):
+                raise
+            raise CompileError(None, f"internal compiler error ({type(err).__name__}: {err})",
+                               "please report this with the .nbx file; NBX_DEBUG=1 shows "
+                               "the internal traceback", self.source) from None
+
+    def check_kernel(self, definition, binding: dict[str, np.dtype]) -> ir.KernelIR:
+        key = (definition.name, tuple(sorted((k, v.str) for k, v in binding.items())))
+        kernel_ir = self._irs.get(key)
+        if kernel_ir is None:
+            try:
+                with self.chokepoint():
+                    kernel_ir = checker.check_kernel(self.env, definition, binding)
+            except CompileError as err:
+                names = ", ".join(f"{k}={v}" for k, v in binding.items())
+                raise TypeError(f"{definition.name}(): does not compile for {names}:\n"
+                                f"{err}") from None
+            self._irs[key] = kernel_ir
+        return kernel_ir
+
+    def specialize(self, definition, binding: dict[str, np.dtype]):
+        from ..backends import load_backend
+        from ..runtime import _Specialization
+        kernel_ir = self.check_kernel(definition, binding)
+        with self.chokepoint():
+            plan = fuse(kernel_ir)                              # fuse
+            backend = load_backend(self.target)
+            source = backend.emit(plan, origin=self.filename, **self.options)   # emit
+            path, entry = backend.load(source, plan, cache=self.options["cache"])  # load
+        return _Specialization(kernel_ir, plan, source, path, entry)
+
+
+def compile(text: str, *, target: str = "cpu", filename: str = "<string>",
+            fastmath: bool = False, parallel: bool = True, cache: bool = True):
+    """Compile nbx source text into a Module of Kernels (bind)."""
+    from ..runtime import Kernel, Module
+    compiler = Compiler(text, filename=filename, target=target, fastmath=fastmath,
+                        parallel=parallel, cache=cache)
+    kernels = {name: Kernel(None, d) for name, d in compiler.env.kernels.items()}
+    return Module(compiler, kernels)
+
+
+def load(path, **options):
+    """Compile a .nbx file."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return compile(text, filename=path, **options)

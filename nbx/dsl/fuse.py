@@ -1,0 +1,121 @@
+"""fuse: typed IR -> stages, the loop nests a backend emits.
+
+A stage is one pass over one iteration space. Element-wise work is never materialised: it is
+recomputed inside whichever stage needs it. A reduction is computed in the same pass as the
+expression it consumes; sibling reductions over the same space share that pass; a value that
+needs a finished reduction goes to a later stage (its *level* is one more than the reduction's
+input). Kernel results that are exactly a reduction are written by that reduction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ir
+from .types import dtype_name
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    level: int
+    space: tuple[str, ...]                    # loop dimensions, outermost first
+    reductions: tuple[ir.Reduce, ...]         # computed here, over `space`
+    stores: tuple[tuple[int, ir.Node], ...]   # (result index, value) written over `space`
+
+    @property
+    def roots(self) -> list[ir.Node]:
+        return [r.arg for r in self.reductions] + [v for _, v in self.stores]
+
+
+@dataclass(frozen=True)
+class Plan:
+    kernel: ir.KernelIR
+    stages: tuple[Stage, ...]
+    reductions: tuple[ir.Reduce, ...]         # every reduction, in the order computed
+    direct: dict[int, ir.Reduce]              # result index -> the reduction that is it
+
+
+def levels(roots) -> dict[ir.Node, int]:
+    """Pass index after which each node's value is available."""
+    level: dict[ir.Node, int] = {}
+    for node in ir.topo_order(roots):
+        kids = ir.children(node)
+        base = max((level[k] for k in kids), default=0)
+        level[node] = base + 1 if isinstance(node, ir.Reduce) else base
+    return level
+
+
+def fuse(kernel: ir.KernelIR) -> Plan:
+    roots = [r.expr for r in kernel.results]
+    level = levels(roots)
+    order = kernel.dims
+    canon = lambda dims: tuple(d for d in order if d in set(dims))  # noqa: E731
+    groups: dict[tuple[int, tuple[str, ...]], tuple[list, list]] = {}
+
+    def group(lvl: int, space) -> tuple[list, list]:
+        return groups.setdefault((lvl, canon(space)), ([], []))
+
+    reductions = [n for n in ir.topo_order(roots) if isinstance(n, ir.Reduce)]
+    for r in reductions:
+        group(level[r.arg], r.arg.dims)[0].append(r)
+    direct: dict[int, ir.Reduce] = {}
+    for i, res in enumerate(kernel.results):
+        node = res.expr
+        if isinstance(node, ir.Reduce) and node.dims == tuple(res.axes or ()) \
+                and node.dtype == res.dtype and node not in direct.values():
+            direct[i] = node
+            continue
+        group(level[node], res.axes or ())[1].append((i, node))
+    stages = []
+    for n, (lvl, space) in enumerate(sorted(groups, key=lambda k: (k[0], len(k[1]), k[1]))):
+        reds, stores = groups[(lvl, space)]
+        stages.append(Stage(n, lvl, space, tuple(reds), tuple(stores)))
+    ordered = tuple(r for s in stages for r in s.reductions)
+    return Plan(kernel, tuple(stages), ordered, direct)
+
+
+def format_plan(plan: Plan) -> str:
+    """The readable plan that `Kernel.explain()` and `nbxc explain` print."""
+    k = plan.kernel
+    names = {r: f"r{i}" for i, r in enumerate(plan.reductions)}
+    lines = [f"kernel {k.name}: {len(plan.stages)} stage{'s' if len(plan.stages) != 1 else ''}"]
+    if k.binding:
+        lines[0] += "  (" + ", ".join(f"{tv}={dt}" for tv, dt in k.binding) + ")"
+    for st in plan.stages:
+        loops = " x ".join(st.space) if st.space else "scalar"
+        lines.append(f"  stage {st.index} (pass {st.level}): loop over {loops}")
+        reads = sorted({n.name for n in _walk(st.roots) if isinstance(n, ir.Param)})
+        used = [names[n] for n in _walk(st.roots) if isinstance(n, ir.Reduce) and n in names]
+        reads += sorted(set(used))
+        lines.append(f"    reads   {', '.join(reads) or '-'}")
+        for r in st.reductions:
+            kept = f"[{', '.join(r.dims)}]" if r.dims else ""
+            target = ""
+            for i, d in plan.direct.items():
+                if d is r:
+                    target = f" -> result {i}"
+            lines.append(f"    reduce  {names[r]} = {r.kind.value} over ({', '.join(r.over)})"
+                         f" : {dtype_name(r.dtype)}{kept}{target}")
+        for i, node in st.stores:
+            res = k.results[i]
+            shape = f"[{', '.join(res.axes)}]" if res.axes else ""
+            lines.append(f"    write   result {i} : {dtype_name(res.dtype)}{shape}")
+    lines.append("  temporaries: none (element-wise values are recomputed in each pass)")
+    return "\n".join(lines)
+
+
+def _walk(roots) -> list[ir.Node]:
+    """Nodes a stage evaluates: its roots' subtrees, stopping at finished reductions."""
+    out: list[ir.Node] = []
+    seen: set[ir.Node] = set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        out.append(n)
+        if not isinstance(n, ir.Reduce):
+            stack.extend(ir.children(n))
+    return out
