@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from .dsl import ast, check, ir
-from .dsl.types import BOOL, DTYPES, F64, I64, U64, dtype_name, is_type_variable
+from .dsl.types import BOOL, DTYPES, F64, I64, U64, is_type_variable
 
 _MISSING = object()
 _EMPTY_FORBIDDEN = (ir.RKind.MIN, ir.RKind.MAX, ir.RKind.ARGMIN, ir.RKind.ARGMAX)
@@ -23,14 +23,23 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def _a(word: str) -> str:
+    """The word with its indefinite article: 'an int32', 'a uint8', 'a float64'."""
+    return f"{'an' if word[:1] in 'aeioAEIO' else 'a'} {word}"
+
+
 def describe_value(value) -> str:
     """How a given argument is described in error messages."""
+    if value is None:
+        return "None"
     if isinstance(value, np.ndarray):
         return f"{value.dtype} array of shape {value.shape}"
     if isinstance(value, np.generic):
         return f"{value.dtype} scalar"
     if isinstance(value, (bool, int, float)):
         return f"Python {type(value).__name__} {value!r}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of length {len(value)}"
     return f"{type(value).__module__}.{type(value).__qualname__}" \
         if type(value).__module__ != "builtins" else type(value).__name__
 
@@ -50,9 +59,9 @@ class _ParamSpec:
     def expected(self, dtype) -> str:
         what = str(dtype) if dtype is not None else f"{self.typevar} (any dtype)"
         if self.axes is None:
-            return f"a {what} scalar"
+            return f"{_a(what)} scalar"
         dims = ", ".join(self.axes)
-        return f"a {what} array with {_plural(len(self.axes), 'dimension')} ({dims})"
+        return f"{_a(what)} array with {_plural(len(self.axes), 'dimension')} ({dims})"
 
 
 class _Specialization:
@@ -204,7 +213,7 @@ class Kernel:
         else:
             given = [out]
         outs, final = [], []
-        for i, (dtype, axes) in enumerate(zip(spec.result_dtypes, spec.result_axes)):
+        for i, (dtype, axes) in enumerate(zip(spec.result_dtypes, spec.result_axes, strict=True)):
             shape = tuple(lengths[d] for d in axes) if axes is not None else ()
             o = given[i]
             if o is None:
@@ -212,18 +221,18 @@ class Kernel:
                 final.append(None)
                 continue
             label = "out" if n == 1 else f"out[{i}]"
-            if not isinstance(o, np.ndarray):
-                raise TypeError(f"{self.name}(): {label} must be a {dtype} array of shape "
-                                f"{shape}, got {describe_value(o)}")
-            if o.dtype != dtype or o.shape != shape:
-                raise TypeError(f"{self.name}(): {label} must be a {dtype} array of shape "
-                                f"{shape}, got {describe_value(o)}")
+            if not isinstance(o, np.ndarray) or o.dtype != dtype or o.shape != shape:
+                raise TypeError(f"{self.name}(): {label} must be {_a(str(dtype))} array of "
+                                f"shape {shape}, got {describe_value(o)}")
             if not o.flags.writeable:
                 raise ValueError(f"{self.name}(): {label} is read-only")
+            for j in range(i):
+                # two results cannot both be kept in one memory: refuse rather than lose one
+                if given[j] is not None and np.may_share_memory(o, given[j]):
+                    raise ValueError(f"{self.name}(): out[{j}] and out[{i}] overlap: each "
+                                     "result needs its own array")
             overlaps = any(isinstance(v, np.ndarray) and np.may_share_memory(o, v)
-                           for v in values) or any(
-                o is not other and isinstance(other, np.ndarray) and
-                np.may_share_memory(o, other) for other in given if other is not None)
+                           for v in values)
             if axes is None or overlaps:
                 outs.append(np.empty(shape if axes is not None else (1,), dtype))
                 final.append(o)
@@ -250,6 +259,7 @@ class Kernel:
             if values[p.index] is _MISSING:
                 raise TypeError(f"{self.name}() missing argument '{p.name}'")
         binding: dict[str, np.dtype] = {}
+        bound_by: dict[str, str] = {}
         deferred = []
         for p in params:
             v = values[p.index]
@@ -259,18 +269,26 @@ class Kernel:
                     deferred.append(p)
                     continue
                 binding[p.typevar] = dt
-            values[p.index] = self._convert(p, v, binding)
+                bound_by[p.typevar] = p.name
+            values[p.index] = self._convert(p, v, binding, bound_by)
+        # A type variable that only Python values use binds to what NumPy makes of all of
+        # them together (pair(1, 2.5) binds T to f64), not to the first one's type.
+        python_only: dict[str, list[np.dtype]] = {}
         for p in deferred:
             if p.typevar not in binding:
-                binding[p.typevar] = _python_dtype(values[p.index], p, self.name)
-            values[p.index] = self._convert(p, values[p.index], binding)
+                python_only.setdefault(p.typevar, []).append(
+                    _python_dtype(values[p.index], p, self.name))
+        for tv, dtypes in python_only.items():
+            binding[tv] = np.result_type(*dtypes)
+        for p in deferred:
+            values[p.index] = self._convert(p, values[p.index], binding, bound_by)
         lengths: dict[str, int] = {}
         owner: dict[str, str] = {}
         for p in params:
             if p.axes is None:
                 continue
             shape = values[p.index].shape
-            for d, n in zip(p.axes, shape):
+            for d, n in zip(p.axes, shape, strict=True):
                 seen = lengths.get(d)
                 if seen is None:
                     lengths[d] = n
@@ -280,8 +298,25 @@ class Kernel:
                                      f"but {n} in {p.name}")
         return values, binding, lengths
 
-    def _convert(self, p: _ParamSpec, v, binding):
-        dtype = p.dtype if p.typevar is None else binding[p.typevar]
+    def _convert(self, p: _ParamSpec, v, binding, bound_by):
+        if p.typevar is None:
+            return self._convert_to(p, v, p.dtype)
+        dtype = binding[p.typevar]
+        owner = bound_by.get(p.typevar, p.name)
+        try:
+            given = _binding_dtype(v)
+            if p.axes is None and given is not None and given != dtype:
+                # a NumPy scalar takes part in binding like an array: another dtype is a
+                # mismatch, not a cast (whichever of the two comes first)
+                raise TypeError(f"{self.name}(): {p.name} must be {p.expected(dtype)}, got "
+                                f"{describe_value(v)}")
+            return self._convert_to(p, v, dtype)
+        except TypeError as err:
+            if owner == p.name:
+                raise
+            raise TypeError(f"{err} ({p.typevar} is {dtype}, bound by {owner})") from None
+
+    def _convert_to(self, p: _ParamSpec, v, dtype: np.dtype):
         if p.axes is not None:
             return _convert_array(self.name, p, v, dtype)
         return _convert_scalar(self.name, p, v, dtype)
@@ -320,7 +355,7 @@ def _convert_array(kernel: str, p: _ParamSpec, v, dtype: np.dtype) -> np.ndarray
     if type(v) is not np.ndarray:
         if isinstance(v, np.ma.MaskedArray):
             raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got a masked "
-                            "array (nbx ignores no masks: pass arr.filled(value) or "
+                            "array (nbx does not apply masks: pass arr.filled(value) or "
                             "arr.compressed())")
         if isinstance(v, np.ndarray):
             v = np.asarray(v)
@@ -355,8 +390,8 @@ def _convert_scalar(kernel: str, p: _ParamSpec, v, dtype: np.dtype):
             src = I64
     elif isinstance(v, float):
         src = F64
-    elif isinstance(v, np.generic) and v.dtype in _DTYPE_SET:
-        src = v.dtype
+    elif isinstance(v, np.generic) and v.dtype.kind in "biufc":
+        src = v.dtype   # also float16, longdouble, complex: can_cast decides
     else:
         raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
                         f"{describe_value(v)}")
@@ -364,7 +399,10 @@ def _convert_scalar(kernel: str, p: _ParamSpec, v, dtype: np.dtype):
         raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
                         f"{describe_value(v)} (not a same-kind conversion)")
     with np.errstate(all="ignore"):
-        return dtype.type(v)
+        try:
+            return dtype.type(v)
+        except OverflowError:  # a Python int beyond any float (10**400)
+            raise ValueError(f"{kernel}(): {p.name} = {v} is out of range for {dtype}") from None
 
 
 class Module:
@@ -374,7 +412,7 @@ class Module:
         self._compiler = compiler
         self.kernels = kernels
         self.target = compiler.target
-        for name, k in kernels.items():
+        for k in kernels.values():
             k._module = self
 
     def _compile_kernel(self, definition, binding):

@@ -6,16 +6,17 @@ Syntax errors become CompileErrors with a readable message (labelled examples, p
 from __future__ import annotations
 
 import ast as pyast
+import warnings
 from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.indenter import Indenter
+from lark.indenter import DedentError, Indenter
 
 from . import ast
 from .ops import Op
-from .source import CompileError, Source, Span
+from .source import CompileError, Source, Span, located
 
 RESERVED = {"kernel", "def", "const", "return", "if", "else", "and", "or", "not", "True",
             "False"}
@@ -29,16 +30,30 @@ class _NbxIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
+    def process(self, stream):
+        # Lark shares one postlexer between parses; the indentation state must be per parse
+        # (or two threads compiling at once corrupt each other's indentation).
+        return _NbxIndenter()._process(stream)
+
     def handle_NL(self, token):
-        if self.paren_level == 0 and "\t" in token.rsplit("\n", 1)[-1]:
-            line = token.end_line
-            raise _TabError(line)
-        yield from super().handle_NL(token)
+        if self.paren_level > 0:
+            return
+        indent = token.rsplit("\n", 1)[-1]
+        if "\t" in indent:
+            raise _LayoutError(token.end_line, 1, "tab in indentation", "indent with spaces only")
+        try:
+            yield from super().handle_NL(token)
+        except DedentError:
+            raise _LayoutError(token.end_line, len(indent) + 1,
+                               "unindent does not match any outer indentation level",
+                               "indent the line as far as the block it belongs to") from None
 
 
-class _TabError(Exception):
-    def __init__(self, line: int):
-        self.line = line
+class _LayoutError(Exception):
+    """An indentation error found by the postlexer, which has no source to render it."""
+
+    def __init__(self, line: int, column: int, message: str, hint: str):
+        self.line, self.column, self.message, self.hint = line, column, message, hint
 
 
 @lru_cache(maxsize=1)
@@ -69,29 +84,58 @@ def parse(source: Source) -> ast.Module:
     text = source.text
     if not text.endswith("\n"):
         text += "\n"
+    _check_first_line(source, text)
     try:
         tree = _parser().parse(text)
-    except _TabError as err:
-        raise CompileError(source.span(err.line, 1), "tab in indentation",
-                           "indent with spaces only", source) from None
+    except _LayoutError as err:
+        raise CompileError(source.span(err.line, err.column), err.message, err.hint,
+                           source) from None
     except UnexpectedInput as err:
         raise _syntax_error(source, text, err) from None
     return _Builder(source).module(tree)
+
+
+def _check_first_line(source: Source, text: str) -> None:
+    """The first definition starts in column 1 (the indenter only sees indentation after a
+    newline, so it would accept an indented first line)."""
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            if line[0] in " \t\f":
+                hint = "indent with spaces only" if "\t" in line[:len(line) - len(
+                    line.lstrip())] else "a definition starts in column 1"
+                raise CompileError(source.span(number, 1), "unexpected indentation", hint,
+                                   source)
+            return
 
 
 def _syntax_error(source: Source, text: str, err: UnexpectedInput) -> CompileError:
     line, column = max(err.line, 1), max(err.column, 1)
     hint = None
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        pos = err.pos_in_stream
+        char = text[pos] if pos < len(text) else ""
         message = f"unexpected character {char!r}"
-        if char == "'":
+        if char == '"':
+            message = "unterminated string"
+            hint = 'a "string" ends on its own line; a """string""" may span lines'
+            if text[max(0, pos - 2):pos] == '""' and text[pos - 3:pos - 2] != '"' \
+                    and column > 2:  # an unterminated '"""' lexes as '""' then '"...'
+                column -= 2
+        elif char == "'":
             hint = "strings use double quotes and appear only as docstrings"
         elif char == "\\":
             hint = "there is no backslash continuation; break lines inside ( ) instead"
         elif char == "[":
             hint = "nbx has no indexing; arrays are used whole, dimension by name"
+        elif char == ".":
+            hint = "nbx has no attributes or modules; call functions by name, as in sqrt(x)"
         return CompileError(source.span(line, column), message, hint, source)
+    unclosed = _unclosed_bracket(text, err)
+    if unclosed is not None:
+        bline, bcolumn, bracket = unclosed
+        return CompileError(source.span(bline, bcolumn), f"unclosed '{bracket}'",
+                            f"close it with '{_CLOSING[bracket]}'", source)
     if isinstance(err, UnexpectedEOF):
         lines = text.rstrip("\n").splitlines() or [""]
         return CompileError(source.span(len(lines), len(lines[-1]) + 1),
@@ -106,24 +150,69 @@ def _syntax_error(source: Source, text: str, err: UnexpectedInput) -> CompileErr
     found = _describe_token(token)
     if token.type == "COMPARE" and ("COMPARE" not in err.expected):
         label = "comparisons cannot be chained; write 'a < b and b < c'"
-    if token.type == "_DEDENT" or token.type == "_INDENT":
-        label = label or ("unexpected indentation" if token.type == "_INDENT"
-                          else "unexpected end of block")
+    if token.type == "_INDENT":  # borrowed from the newline: point at the indented line
+        line, column = token.end_line, token.end_column
+        label = "unexpected indentation"
+    if token.type == "_DEDENT":
+        label = label or "unexpected end of block"
     message = label or f"unexpected {found}"
-    if label and label != message:
-        pass
-    expected = sorted(_describe_expected(e) for e in err.expected)
-    expected = [e for e in expected if e]
+    # `accepts` is what the parser state really takes; `expected` also lists the newline the
+    # indenter lets through everywhere.
+    expected = sorted(_describe_expected(e) for e in (getattr(err, "accepts", None)
+                                                      or err.expected - {"_NL"}))
+    expected = [e for e in expected if e and e != "end of file"]
     if not label and expected and len(expected) <= 6:
         hint = "expected " + ", ".join(expected)
     elif label:
         hint = None if found in message else f"found {found}"
     if token.type == "STRING":
         hint = "strings appear only as the first line of a kernel (a docstring)"
-    if token.type == "_NL" or token.type in ("_DEDENT",):
-        column = max(column, 1)
-    return CompileError(source.span(line, column, line, column + max(1, len(str(token)))),
+    elif token.type == "LSQB" and not label:
+        hint = "nbx has no indexing; arrays are used whole, dimension by name"
+    width = 1 if token.type.startswith("_") or token.type == "$END" else len(str(token))
+    return CompileError(source.span(line, column, line, column + max(1, width)),
                         message, hint, source)
+
+
+_CLOSING = {"(": ")", "[": "]"}
+
+
+def _unclosed_bracket(text: str, err: UnexpectedInput) -> tuple[int, int, str] | None:
+    """The innermost '(' or '[' never closed before the error, where the error is past the
+    bracket's line (inside brackets newlines are ignored, so the parser only notices late)."""
+    stack: list[int] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "#":
+            i = text.find("\n", i)
+            i = len(text) if i < 0 else i
+            continue
+        if c == '"':
+            quote = '"""' if text.startswith('"""', i) else '"'
+            end = text.find(quote, i + len(quote))
+            i = len(text) if end < 0 else end + len(quote)
+            continue
+        if c in _CLOSING:
+            stack.append(i)
+        elif c in ")]" and stack:
+            stack.pop()
+        i += 1
+    error_pos = getattr(err, "pos_in_stream", None)
+    token = getattr(err, "token", None)
+    at_end = isinstance(err, UnexpectedEOF) or (token is not None and token.type in
+                                                ("_DEDENT", "$END"))
+    if error_pos is None or at_end:
+        error_pos = len(text)
+    before = [p for p in stack if p < error_pos]
+    if not before:
+        return None
+    pos = before[-1]
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    if not at_end and getattr(err, "line", line) <= line:
+        return None
+    return line, column, text[pos]
 
 
 _TOKEN_WORDS = {"_NL": "end of line", "_INDENT": "indentation", "_DEDENT": "end of block",
@@ -134,8 +223,10 @@ _TOKEN_WORDS = {"_NL": "end of line", "_INDENT": "indentation", "_DEDENT": "end 
 def _describe_token(token: Token) -> str:
     if token.type in ("NAME",) and token.value in RESERVED:
         return f"keyword '{token.value}'"
-    if token.type in ("NAME", "INT", "FLOAT"):
+    if token.type in ("NAME", "INT", "FLOAT", "COMPARE"):
         return f"'{token.value}'"
+    if token.type == "STRING":
+        return "string"
     return _TOKEN_WORDS.get(token.type, f"'{token.value}'")
 
 
@@ -178,6 +269,9 @@ class _Builder:
 
     def name(self, token: Token) -> str:
         value = str(token)
+        if value in RESERVED:  # the contextual lexer reads a keyword as a NAME where one fits
+            raise self.error(self.span(token), f"'{value}' is a reserved word",
+                             "pick another name")
         if value.startswith("__"):
             raise self.error(self.span(token), f"name '{value}' starts with '__'",
                              "names starting with '__' are reserved for generated code")
@@ -188,7 +282,8 @@ class _Builder:
         defs = []
         for child in tree.children:
             if isinstance(child, Tree):
-                defs.append(getattr(self, child.data)(child))
+                with located(self.span(child)):
+                    defs.append(getattr(self, child.data)(child))
         return ast.Module(tuple(defs), self.source.filename)
 
     def const_def(self, tree: Tree) -> ast.ConstDef:
@@ -206,13 +301,15 @@ class _Builder:
             if ret is not None:
                 raise self.error(self.span(stmt), "statement after 'return'",
                                  "'return' must be the last statement of a body")
-            if stmt.data == "return_stmt":
-                ret = ast.Return(tuple(self.expr(c) for c in stmt.children), self.span(stmt))
-            else:
-                *targets, value = stmt.children
-                assigns.append(ast.Assign(tuple(self.name(t) for t in targets),
-                                          tuple(self.span(t) for t in targets),
-                                          self.expr(value), self.span(stmt)))
+            with located(self.span(stmt)):
+                if stmt.data == "return_stmt":
+                    ret = ast.Return(tuple(self.expr(c) for c in stmt.children),
+                                     self.span(stmt))
+                else:
+                    *targets, value = stmt.children
+                    assigns.append(ast.Assign(tuple(self.name(t) for t in targets),
+                                              tuple(self.span(t) for t in targets),
+                                              self.expr(value), self.span(stmt)))
         if ret is None:
             last = stmts[-1]
             raise self.error(self.span(last), "body does not end in 'return'",
@@ -254,6 +351,9 @@ class _Builder:
         if tree.data == "array_type":
             names = tree.children[1]
             toks = [t for t in names.children if t is not None] if names is not None else []
+            if not toks:
+                raise self.error(self.span(tree), "an array type needs at least one dimension "
+                                 "name", f"a scalar is written without brackets: {dtype_tok}")
             dims = tuple(self.name(t) for t in toks)
             dim_spans = tuple(self.span(t) for t in toks)
         return ast.TypeExpr(str(dtype_tok), dims, self.span(tree), self.span(dtype_tok),
@@ -261,7 +361,9 @@ class _Builder:
 
     def string(self, token: Token) -> str:
         try:
-            value = pyast.literal_eval(str(token))  # a string literal token, never code
+            with warnings.catch_warnings():  # "\q" stays "\q" (as Python), whatever the filters
+                warnings.simplefilter("ignore")
+                value = pyast.literal_eval(str(token))  # a string literal token, never code
         except (ValueError, SyntaxError):
             raise self.error(self.span(token), "invalid string literal") from None
         if not isinstance(value, str):
@@ -290,6 +392,9 @@ class _Builder:
             return ast.Name(self.name(kids[0]), span=span)
         if kind == "int_lit":
             text = str(kids[0])
+            if text[0] == "0" and text.strip("0_"):
+                raise self.error(span, f"invalid integer literal '{text}'",
+                                 "leading zeros are not allowed (as in Python)")
             try:
                 value = int(text)
             except ValueError:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ast, ir
 from .ops import BUILTIN_CONSTANTS, FUNCTIONS, REDUCTIONS, Op, Reduction, Rule
-from .source import CompileError, Source, Span
+from .source import CompileError, Source, Span, located
 from .types import (BOOL, DTYPES, F64, I64, RESERVED_DTYPES, U64, VType, can_cast_same_kind,
                     dtype_name, is_type_variable, promote, suggest_dtype, weak_default)
 
@@ -58,7 +59,41 @@ def collect(module: ast.Module, source: Source) -> ModuleEnv:
                             f"it is already a {seen[d.name]}; names are module-wide")
         seen[d.name] = kind
         {"const": env.consts, "def": env.defs, "kernel": env.kernels}[kind][d.name] = d
+    for d in env.defs.values():
+        check_def_names(env, d)
     return env
+
+
+def module_clash(env: ModuleEnv, name: str, span: Span, what: str,
+                 owner: str) -> CompileError | None:
+    """`name`, at `span` `what` (e.g. "dimension") of `owner`, also names a const, def or
+    kernel: an error pointing at whichever of the two comes second in the file."""
+    for kind, table in (("const", env.consts), ("def", env.defs), ("kernel", env.kernels)):
+        if name in table:
+            other = table[name].name_span
+            if (other.line, other.column) > (span.line, span.column):
+                return env.error(other, f"{kind} '{name}' has the name of a {what} of "
+                                 f"{owner} (line {span.line})", "rename one of them")
+            return env.error(span, f"{what} '{name}' has the name of a {kind}",
+                             "rename one of them")
+    return None
+
+
+def check_def_names(env: ModuleEnv, d: ast.DefDef) -> None:
+    """A def's parameters and locals are new names, each bound once (checked even when the
+    def is never called)."""
+    names: set[str] = set()
+    bound = [(n, s, "parameter") for n, s in zip(d.params, d.param_spans)]
+    bound += [(n, s, "local") for a in d.body for n, s in zip(a.targets, a.target_spans)]
+    for name, span, what in bound:
+        if name in names:
+            raise env.error(span, f"parameter '{name}' is declared twice" if what ==
+                            "parameter" else f"'{name}' is assigned twice",
+                            "each name is bound once; pick a new name")
+        clash = module_clash(env, name, span, what, f"def '{d.name}'")
+        if clash is not None:
+            raise clash
+        names.add(name)
 
 
 def check_module(env: ModuleEnv) -> None:
@@ -66,7 +101,26 @@ def check_module(env: ModuleEnv) -> None:
     for name in env.consts:
         const_value(env, name)
     for kernel in env.kernels.values():
-        check_kernel(env, kernel, default_binding(env, kernel))
+        check_generic(env, kernel)
+
+
+def check_generic(env: ModuleEnv, kernel: ast.KernelDef) -> None:
+    """Check a kernel ahead of any call. A generic kernel is checked with every type variable
+    f64; an error there is reported only if no other dtype (the same for all variables) checks
+    either, since a kernel such as `x << 1` is meant for integer bindings."""
+    binding = default_binding(env, kernel)
+    try:
+        check_kernel(env, kernel, binding)
+    except CompileError as err:
+        if not binding:
+            raise
+        for dtype in DTYPES.values():
+            try:
+                check_kernel(env, kernel, {tv: dtype for tv in binding})
+                return
+            except CompileError:
+                continue
+        raise err
 
 
 def type_variables(kernel: ast.KernelDef) -> list[str]:
@@ -92,7 +146,8 @@ def const_value(env: ModuleEnv, name: str) -> Value:
     env.const_visiting.append(name)
     try:
         checker = _Checker(env, kernel=None, binding={})
-        value = checker.expr(definition.value)
+        with located(definition.span):
+            value = checker.expr(definition.value)
         if isinstance(value, ir.Node) and not isinstance(value, ir.Const):
             raise env.error(definition.value.span, "a const must be a compile-time scalar")
     finally:
@@ -106,6 +161,18 @@ def wrap_int(value: int, dtype: np.dtype) -> int:
     info = np.iinfo(dtype)
     span = info.max - info.min + 1
     return (value - info.min) % span + info.min
+
+
+def _int_pow(base: int, exp: int) -> int:
+    if abs(base) > 1 and exp >= 64:  # overflows i64 anyway; never compute a huge power
+        return 2**64
+    return base ** exp
+
+
+# Weak integer ops whose NumPy (i64) result must equal the exact one (see fold_weak).
+_EXACT_INT = {Op.ADD: operator.add, Op.SUB: operator.sub, Op.MUL: operator.mul,
+              Op.NEG: operator.neg, Op.POS: operator.pos, Op.POW: _int_pow,
+              Op.POWER: _int_pow}
 
 
 def check_kernel(env: ModuleEnv, kernel: ast.KernelDef,
@@ -139,9 +206,7 @@ class _Checker:
     def kernel(self) -> ir.KernelIR:
         k = self.kernel_ast
         assert k is not None
-        module_names = {**{n: "const" for n in self.env.consts},
-                        **{n: "def" for n in self.env.defs},
-                        **{n: "kernel" for n in self.env.kernels}}
+        owner = f"kernel '{k.name}'"
         params: list[ir.ParamInfo] = []
         scope = _Scope({})
         param_names: dict[str, Span] = {}
@@ -151,24 +216,24 @@ class _Checker:
             if p.name in self.dim_order:
                 raise self.error(p.span, f"'{p.name}' is already a dimension name",
                                  "a dimension name cannot also name a parameter")
-            if p.name in module_names:
-                raise self.error(p.span, f"parameter '{p.name}' has the name of a "
-                                 f"{module_names[p.name]}", "rename one of them")
+            clash = module_clash(self.env, p.name, p.span, "parameter", owner)
+            if clash is not None:
+                raise clash
             param_names[p.name] = p.span
             dtype = self.resolve_dtype(p.type, params_so_far=True)
             axes = None
             if p.type.dims is not None:
                 axes = p.type.dims
-                for d, dspan in zip(axes, p.type.dim_spans):
-                    if axes.count(d) > 1:
+                for i, (d, dspan) in enumerate(zip(axes, p.type.dim_spans)):
+                    if d in axes[:i]:
                         raise self.error(dspan, f"dimension '{d}' appears twice in one type",
                                          "nbx 0.1 has no diagonals; use two names")
                     if d in param_names:
                         raise self.error(dspan, f"'{d}' is already a parameter name",
                                          "a dimension name cannot also name a parameter")
-                    if d in module_names:
-                        raise self.error(dspan, f"dimension '{d}' has the name of a "
-                                         f"{module_names[d]}", "rename one of them")
+                    clash = module_clash(self.env, d, dspan, "dimension", owner)
+                    if clash is not None:
+                        raise clash
                     if d not in self.dim_order:
                         self.dim_order.append(d)
             params.append(ir.ParamInfo(p.name, p.type.dtype, dtype, axes))
@@ -177,23 +242,26 @@ class _Checker:
         for t in k.results:
             dtype = self.resolve_dtype(t, params_so_far=False)
             if t.dims is not None:
-                for d, dspan in zip(t.dims, t.dim_spans):
-                    if t.dims.count(d) > 1:
-                        raise self.error(dspan, f"dimension '{d}' appears twice in one type")
+                for i, (d, dspan) in enumerate(zip(t.dims, t.dim_spans)):
+                    if d in t.dims[:i]:
+                        raise self.error(dspan, f"dimension '{d}' appears twice in one type",
+                                         "nbx 0.1 has no diagonals; use two names")
                     if d not in self.dim_order:
                         raise self.error(dspan, f"dimension '{d}' is not bound by any parameter",
                                          "every dimension of a result must be a dimension of "
                                          "an array parameter")
             results.append((dtype, t.dims, t))
         for stmt in k.body:
-            self.assign(stmt, scope)
+            with located(stmt.span):
+                self.assign(stmt, scope)
         if len(k.ret.values) != len(results):
             raise self.error(k.ret.span, f"kernel '{k.name}' returns {len(k.ret.values)} "
                              f"value{'s' if len(k.ret.values) != 1 else ''} but its type "
                              f"declares {len(results)}")
         out: list[ir.ResultInfo] = []
         for expr, (dtype, axes, texpr) in zip(k.ret.values, results):
-            value = self.expr(expr, scope)
+            with located(expr.span):
+                value = self.expr(expr, scope)
             out.append(ir.ResultInfo(dtype, axes, self.convert_result(value, dtype, axes,
                                                                       expr.span, texpr)))
         binding = tuple((tv, dtype_name(dt)) for tv, dt in self.binding.items())
@@ -226,8 +294,7 @@ class _Checker:
                        texpr: ast.TypeExpr) -> ir.Node:
         declared = set(axes or ())
         if isinstance(value, Weak):
-            node = self.const_of(value, dtype, span, for_result=True)
-            return node
+            return self.const_of(value, dtype, span)
         extra = [d for d in value.dims if d not in declared]
         if extra:
             d = extra[0]
@@ -241,6 +308,21 @@ class _Checker:
                                  f"cast explicitly: {dtype_name(dtype)}(...)")
             value = ir.Cast(dtype, value.dims, value)
         return value
+
+    def const_of(self, value: Weak, dtype: np.dtype, span: Span) -> ir.Const:
+        """A weak result as the declared dtype: it adapts within its kind (NEP 50), if in range."""
+        kind_order = {"b": 0, "i": 1, "u": 1, "f": 2}
+        if kind_order[weak_default(value.value).kind] > kind_order[dtype.kind]:
+            raise self.error(span, f"cannot return {self.type_name(value)} as "
+                             f"{dtype_name(dtype)} implicitly",
+                             f"cast explicitly: {dtype_name(dtype)}(...)")
+        v = value.value
+        if dtype.kind in "iu" and not isinstance(v, bool):
+            info = np.iinfo(dtype)
+            if not info.min <= v <= info.max:
+                raise self.error(span, f"{v} is out of range for {dtype_name(dtype)}",
+                                 f"cast explicitly: {dtype_name(dtype)}(...) wraps around")
+        return self.cast(value, dtype, span)
 
     @staticmethod
     def type_text(t: ast.TypeExpr) -> str:
@@ -273,10 +355,10 @@ class _Checker:
         if name in self.dim_order:
             raise self.error(span, f"'{name}' is a dimension name",
                              "a dimension name cannot also name a local")
-        for kind, table in (("const", self.env.consts), ("def", self.env.defs),
-                            ("kernel", self.env.kernels)):
-            if name in table:
-                raise self.error(span, f"'{name}' is already a {kind}", "pick a new name")
+        owner = f"kernel '{self.kernel_ast.name}'" if self.kernel_ast else "a const"
+        clash = module_clash(self.env, name, span, "local", owner)
+        if clash is not None:
+            raise clash
 
     def param_names(self) -> set[str]:
         return {p.name for p in self.kernel_ast.params} if self.kernel_ast else set()
@@ -300,7 +382,7 @@ class _Checker:
             args = [self.expr(e.cond, scope), self.expr(e.then, scope),
                     self.expr(e.orelse, scope)]
             return self.apply(Op.WHERE, args, e.span,
-                              [e.cond.span, e.then.span, e.orelse.span])
+                              [e.cond.span, e.then.span, e.orelse.span], spelling="'if ... else'")
         if isinstance(e, ast.Call):
             return self.call(e, scope)
         if isinstance(e, ast.TupleExpr):
@@ -314,7 +396,9 @@ class _Checker:
                 + list(REDUCTIONS) + list(DTYPES) + ["index"])
 
     def unknown(self, name: str, span: Span, scope: _Scope, what: str = "name") -> CompileError:
-        close = difflib.get_close_matches(name, self.known_names(scope), n=1, cutoff=0.6)
+        known = [k for k in self.known_names(scope) if k != name]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or \
+            [k for k in known if k.lower() == name.lower()]  # PI -> pi
         hint = f"did you mean '{close[0]}'?" if close else None
         return self.error(span, f"unknown {what} '{name}'", hint)
 
@@ -335,8 +419,13 @@ class _Checker:
                              f"call it: {n}(...)" if kind == "def" else None)
         if n in BUILTIN_CONSTANTS:
             return Weak(BUILTIN_CONSTANTS[n])
-        if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
+        if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES or n == "index":
             raise self.error(e.span, f"'{n}' is a function, not a value", f"call it: {n}(...)")
+        body = self.env.defs[scope.in_def].body if scope.in_def else \
+            self.kernel_ast.body if self.kernel_ast else ()
+        if any(n in stmt.targets for stmt in body):
+            raise self.error(e.span, f"'{n}' is used before it is assigned",
+                             "every name must be defined before use; reorder the statements")
         raise self.unknown(n, e.span, scope)
 
     # calls ----------------------------------------------------------------------------------
@@ -350,7 +439,7 @@ class _Checker:
         if f in self.env.kernels:
             raise self.error(e.func_span, f"kernel '{f}' cannot be called from a kernel or def",
                              "move the shared part into a def")
-        if f in self.env.consts or f in self.dim_order:
+        if f in self.env.consts or f in self.dim_order or f in BUILTIN_CONSTANTS:
             raise self.error(e.func_span, f"'{f}' is a value, not a function")
         if f in REDUCTIONS:
             return self.reduction(e, REDUCTIONS[f], scope)
@@ -467,6 +556,9 @@ class _Checker:
         if scope.in_def:
             raise self.error(e.func_span, f"reduction {f}() inside def '{scope.in_def}'",
                              "def bodies are element-wise; reduce in the kernel")
+        if self.kernel_ast is None:
+            raise self.error(e.func_span, f"reduction {f}() in a const",
+                             "a const is a scalar of element-wise operations; reduce in a kernel")
         if len(e.args) != 1:
             hint = None
             if f in ("min", "max") and len(e.args) == 2:
@@ -539,6 +631,8 @@ class _Checker:
         return self.apply(Op.SQRT, [var], span)
 
     def mean(self, x: ir.Node, over, kept, span: Span) -> ir.Node:
+        if not over:  # the mean of a scalar is itself (so its var is 0, as NumPy)
+            return x
         total = self.reduce(ir.RKind.SUM, x, over, kept, x.dtype, span)
         count: Value = ir.DimLen(I64, (), over[0])
         for d in over[1:]:
@@ -552,7 +646,7 @@ class _Checker:
 
     # element-wise ops -----------------------------------------------------------------------
     def apply(self, op: Op, args: list[Value], span: Span,
-              arg_spans: list[Span] | None = None) -> Value:
+              arg_spans: list[Span] | None = None, spelling: str | None = None) -> Value:
         """Type one element-wise op (op table rules), folding it when all operands are known."""
         arg_spans = arg_spans or [span] * len(args)
         info = op.info
@@ -572,7 +666,7 @@ class _Checker:
             result = BOOL
         elif rule == Rule.WHERE:
             if kinds[0] != "b":
-                what = "'if ... else'" if op == Op.WHERE and len(arg_spans) == 3 else "where()"
+                what = spelling or "where()"
                 raise bad(0, f"the condition of {what} must be bool, got "
                           f"{self.type_name(args[0])}", "compare explicitly: x != 0")
             operand = self.common(args[1:], span, arg_spans[1:])
@@ -583,15 +677,11 @@ class _Checker:
                                  "use 'or', '|', or cast: i64(a) + i64(b)")
             if rule in (Rule.NEG, Rule.POS) and kinds[0] == "b":
                 raise bad(0, f"unary {opname} of a bool", "use 'not' for bools")
-            if rule in (Rule.BITWISE, Rule.INVERT):
+            if rule in (Rule.BITWISE, Rule.INVERT, Rule.SHIFT):
                 for i, k in enumerate(kinds):
                     if k == "f":
                         raise bad(i, f"{opname} takes integers or bools, got "
                                   f"{self.type_name(args[i])}")
-            if rule == Rule.SHIFT:
-                for i, k in enumerate(kinds):
-                    if k not in "iu":
-                        raise bad(i, f"{opname} takes integers, got {self.type_name(args[i])}")
             if op == Op.SIGN and kinds[0] == "b":
                 raise bad(0, "sign() of a bool")
             if rule == Rule.COMPARE:
@@ -599,6 +689,8 @@ class _Checker:
             else:
                 operand = self.common(args, span, arg_spans)
             result = operand
+            if rule == Rule.SHIFT and operand == BOOL:  # as NumPy: shifts have no bool loop
+                operand = result = DTYPES["i8"]
             if rule in (Rule.TRUEDIV, Rule.FLOAT_FN, Rule.FLOAT_FN2) and operand.kind != "f":
                 operand = result = F64
             if rule in (Rule.COMPARE, Rule.PREDICATE):
@@ -664,6 +756,13 @@ class _Checker:
             values.append(np.array(v, dtype=operand if op != Op.WHERE or values else BOOL))
         out = self.evaluate(op, values, span)
         value = np.asarray(out).astype(result).item()
+        if result.kind == "i" and op in _EXACT_INT:
+            # A literal expression is exact in Python; wrapping it silently would surprise.
+            exact = _EXACT_INT[op](*(int(a.value) for a in args))
+            if exact != value:
+                raise self.error(span, "integer constant overflows i64",
+                                 "write it as a float (1e20), or cast an operand: i64(2) ** 70 "
+                                 "wraps around")
         return Weak(value)
 
     def fold_const(self, node: ir.Apply, span: Span) -> ir.Const:

@@ -19,7 +19,7 @@ from . import check as checker
 from . import ir
 from .build import parse
 from .fuse import fuse
-from .source import CompileError, Source
+from .source import CompileError, Source, Span
 
 TARGETS = ("cpu",)
 
@@ -44,19 +44,22 @@ class Compiler:
             checker.check_module(self.env)                     # check (default bindings)
 
     @contextmanager
-    def chokepoint(self):
+    def chokepoint(self, where: Span | None = None):
+        """Any unexpected exception becomes a CompileError at the place being compiled: the
+        span the stages tagged it with (source.located), else `where`, else line 1."""
         try:
             yield
         except CompileError:
             raise
-        except RecursionError:
-            raise CompileError(None, "the program is nested too deeply to compile",
-                               "split deeply nested expressions into named steps",
-                               self.source) from None
         except Exception as err:  # an internal error: never a traceback for the user
+            span = getattr(err, "nbx_span", None) or where or self.source.span(1, 1)
+            if isinstance(err, RecursionError):
+                raise CompileError(span, "the program is nested too deeply to compile",
+                                   "split deeply nested expressions into named steps",
+                                   self.source) from None
             if os.environ.get("NBX_DEBUG"):
                 raise
-            raise CompileError(None, f"internal compiler error ({type(err).__name__}: {err})",
+            raise CompileError(span, f"internal compiler error ({type(err).__name__}: {err})",
                                "please report this with the .nbx file; NBX_DEBUG=1 shows "
                                "the internal traceback", self.source) from None
 
@@ -65,7 +68,7 @@ class Compiler:
         kernel_ir = self._irs.get(key)
         if kernel_ir is None:
             try:
-                with self.chokepoint():
+                with self.chokepoint(definition.name_span):
                     kernel_ir = checker.check_kernel(self.env, definition, binding)
             except CompileError as err:
                 names = ", ".join(f"{k}={v}" for k, v in binding.items())
@@ -78,7 +81,7 @@ class Compiler:
         from ..backends import load_backend
         from ..runtime import _Specialization
         kernel_ir = self.check_kernel(definition, binding)
-        with self.chokepoint():
+        with self.chokepoint(definition.name_span):
             plan = fuse(kernel_ir)                              # fuse
             backend = load_backend(self.target)
             source = backend.emit(plan, origin=self.filename, **self.options)   # emit
@@ -97,8 +100,16 @@ def compile(text: str, *, target: str = "cpu", filename: str = "<string>",
 
 
 def load(path, **options):
-    """Compile a .nbx file."""
+    """Compile a .nbx file (UTF-8; a byte-order mark is skipped, as editors hide it)."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        source = Source(path, data.decode("utf-8-sig", errors="replace"))
+        raise CompileError(source.span(line, column), "the file is not valid UTF-8 text",
+                           "save it as UTF-8", source) from None
     return compile(text, filename=path, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -24,8 +25,10 @@ class Source:
     text: str
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        # Lines end at "\n" only, as the lexer counts them (splitlines() also splits at
+        # form feeds and U+2028, which may appear in comments and docstrings).
+        lines = self.text.split("\n")
+        return lines[line - 1].rstrip("\r") if 0 < line <= len(lines) else ""
 
     def span(self, line: int, column: int, end_line: int | None = None,
              end_column: int | None = None) -> Span:
@@ -85,3 +88,17 @@ class CompileError(Exception):
 
     def __reduce__(self):
         return (CompileError, (self.span, self.message, self.hint, self.source))
+
+
+@contextmanager
+def located(span: Span):
+    """Tag an unexpected internal exception with the span being compiled, so that the driver's
+    chokepoint can report it at a place in the user's file (innermost tag wins)."""
+    try:
+        yield
+    except CompileError:
+        raise
+    except Exception as err:
+        if getattr(err, "nbx_span", None) is None:
+            err.nbx_span = span
+        raise

@@ -40,8 +40,8 @@ def is_type_variable(name: str) -> bool:
 def suggest_dtype(name: str) -> str | None:
     if name in _ALIASES:
         return _ALIASES[name]
-    close = difflib.get_close_matches(name, list(DTYPES), n=1, cutoff=0.6)
-    return close[0] if close else None
+    close = difflib.get_close_matches(name, list(DTYPES) + list(_ALIASES), n=1, cutoff=0.6)
+    return _ALIASES.get(close[0], close[0]) if close else None
 
 
 @dataclass(frozen=True)
