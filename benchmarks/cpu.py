@@ -35,17 +35,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
+import numexpr as ne
 import numpy as np
+from numba import prange
+
+import nbx
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
-# nbx first: loading a module configures Numba's threading layer ("threadsafe") before any
-# parallel function runs, so the hand-written Numba loops below share nbx's layer.
-import nbx  # noqa: E402
-import numba  # noqa: E402
-import numexpr as ne  # noqa: E402
-from numba import prange  # noqa: E402
+# main() loads the nbx modules and calls one kernel before any hand-written loop runs: nbx's
+# load configures Numba's threading layer ("threadsafe"), and every loop here then shares it.
 
 # --------------------------------------------------------------------------------------------
 # Hand-written Numba peers: plain @njit(parallel=True) prange loops, as a user would write them.
@@ -135,8 +136,8 @@ def normalize_numpy(x):
 
 def normalize_numexpr(x):
     n = x.shape[0]
-    m = float(ne.evaluate("sum(x)")) / n
-    sd = math.sqrt(float(ne.evaluate("sum((x - m) ** 2)")) / n)
+    m = float(ne.evaluate("sum(x)")) / n  # noqa: F841 (m, sd: used by name in the strings)
+    sd = math.sqrt(float(ne.evaluate("sum((x - m) ** 2)")) / n)  # noqa: F841
     return ne.evaluate("(x - m) / sd")
 
 
@@ -147,7 +148,7 @@ def softmax_numpy(x):
 
 def softmax_numexpr(x):
     mx = ne.evaluate("max(x, axis=1)")[:, None]   # noqa: F841 (used by name in the string)
-    e = ne.evaluate("exp(x - mx)")
+    e = ne.evaluate("exp(x - mx)")                 # noqa: F841
     s = ne.evaluate("sum(e, axis=1)")[:, None]     # noqa: F841
     return ne.evaluate("e / s")
 

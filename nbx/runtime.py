@@ -67,7 +67,8 @@ class _ParamSpec:
 class _Specialization:
     """One compiled binding of a kernel: its IR, plan, generated source and entry point."""
 
-    def __init__(self, kernel_ir, plan, source, path, entry):
+    def __init__(self, kernel_ir, plan, source, path, entry, fast):
+        self.fast = fast
         self.ir = kernel_ir
         self.plan = plan
         self.source = source
@@ -90,6 +91,7 @@ class Kernel:
         self._index = {p.name: p.index for p in self._params}
         self._typevars = check.type_variables(definition)
         self._specs: dict[tuple, _Specialization] = {}
+        self._spec_list: list[_Specialization] = []  # the same, for the fast path's loop
         self._lock = threading.Lock()
         self._has_out_param = "out" in self._index
         self.signature = self._signature_text()
@@ -121,6 +123,7 @@ class Kernel:
                 if spec is None:
                     spec = self._module._compile_kernel(self._def, dict(binding))
                     self._specs[key] = spec
+                    self._spec_list = self._spec_list + [spec]
         return spec
 
     @property
@@ -141,6 +144,15 @@ class Kernel:
 
     # calls ----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        if not kwargs:
+            # the generated fast path takes exact arrays of a compiled binding, else says None
+            for spec in self._spec_list:
+                try:
+                    result = spec.fast(*args)
+                except TypeError:  # wrong number of arguments: the checked path says so
+                    break
+                if result is not None:
+                    return result
         out = _MISSING
         if not self._has_out_param and "out" in kwargs:
             out = kwargs.pop("out")

@@ -6,8 +6,9 @@ import importlib
 import os
 import threading
 
-from .base import import_module, write_module
+from .base import CodeBuilder, import_module, write_module
 from .cpu import CpuEmitter
+from .wrapper import emit_fast_call
 
 _SERIALIZE: bool | None = None   # decided once, at the first load
 _CALL_LOCK = threading.Lock()
@@ -56,8 +57,12 @@ def _serialized(entry):
 
 
 def emit(plan, *, origin: str, fastmath: bool, parallel: bool, cache: bool) -> str:
-    return CpuEmitter(plan, fastmath=fastmath, parallel=parallel, cache=cache,
-                      origin=origin).module()
+    emitter = CpuEmitter(plan, fastmath=fastmath, parallel=parallel, cache=cache, origin=origin)
+    b = CodeBuilder()
+    b.line("")
+    b.line("")
+    emit_fast_call(b, plan, emitter.entry_name, None, emitter.param, emitter.length)
+    return emitter.module() + b.text()
 
 
 def load(source: str, plan, *, cache: bool):
@@ -65,4 +70,7 @@ def load(source: str, plan, *, cache: bool):
     path = write_module(source, cache)
     module = import_module(path)
     entry = getattr(module, f"kernel_{plan.kernel.name}")
-    return path, _serialized(entry) if serialize else entry
+    fast = getattr(module, f"fast_{plan.kernel.name}")
+    if serialize:
+        return path, _serialized(entry), _serialized(fast)
+    return path, entry, fast

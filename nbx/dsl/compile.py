@@ -85,8 +85,8 @@ class Compiler:
             plan = fuse(kernel_ir)                              # fuse
             backend = load_backend(self.target)
             source = backend.emit(plan, origin=self.filename, **self.options)   # emit
-            path, entry = backend.load(source, plan, cache=self.options["cache"])  # load
-        return _Specialization(kernel_ir, plan, source, path, entry)
+            path, entry, fast = backend.load(source, plan, cache=self.options["cache"])  # load
+        return _Specialization(kernel_ir, plan, source, path, entry, fast)
 
 
 def compile(text: str, *, target: str = "cpu", filename: str = "<string>",
