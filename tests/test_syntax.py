@@ -506,6 +506,11 @@ def test_return_several_values():
     assert len(k.ret.values) == 2
 
 
+def test_return_of_a_parenthesised_tuple_is_several_values():
+    k = kernel("kernel f(x: f64[n]) -> (f64[n], f64):\n    return (x, sum(x))\n")
+    assert [sx(v) for v in k.ret.values] == ["x", "(sum x)"]
+
+
 def test_statement_after_return():
     err = syntax_error(f"{HEADER}    return x\n    y = x\n")
     assert (err.line, err.column) == (3, 5)

@@ -102,10 +102,8 @@ def _check_first_line(source: Source, text: str) -> None:
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             if line[0] in " \t\f":
-                hint = "indent with spaces only" if "\t" in line[:len(line) - len(
-                    line.lstrip())] else "a definition starts in column 1"
-                raise CompileError(source.span(number, 1), "unexpected indentation", hint,
-                                   source)
+                raise CompileError(source.span(number, 1), "unexpected indentation",
+                                   "a definition starts in column 1", source)
             return
 
 
@@ -167,7 +165,8 @@ def _syntax_error(source: Source, text: str, err: UnexpectedInput) -> CompileErr
         hint = None if found in message else f"found {found}"
     if token.type == "STRING":
         hint = "strings appear only as the first line of a kernel (a docstring)"
-    elif token.type == "LSQB" and not label:
+    elif token.type == "LSQB":  # '[' never starts an operand: not a "missing operand"
+        message = f"unexpected {found}"
         hint = "nbx has no indexing; arrays are used whole, dimension by name"
     width = 1 if token.type.startswith("_") or token.type == "$END" else len(str(token))
     return CompileError(source.span(line, column, line, column + max(1, width)),
@@ -303,8 +302,10 @@ class _Builder:
                                  "'return' must be the last statement of a body")
             with located(self.span(stmt)):
                 if stmt.data == "return_stmt":
-                    ret = ast.Return(tuple(self.expr(c) for c in stmt.children),
-                                     self.span(stmt))
+                    values = tuple(self.expr(c) for c in stmt.children)
+                    if len(values) == 1 and isinstance(values[0], ast.TupleExpr):
+                        values = values[0].items  # `return (a, b)` is `return a, b`
+                    ret = ast.Return(values, self.span(stmt))
                 else:
                     *targets, value = stmt.children
                     assigns.append(ast.Assign(tuple(self.name(t) for t in targets),

@@ -330,10 +330,11 @@ class _Checker:
 
     # statements -----------------------------------------------------------------------------
     def assign(self, stmt: ast.Assign, scope: _Scope) -> None:
-        for name, span in zip(stmt.targets, stmt.target_spans):
+        for i, (name, span) in enumerate(zip(stmt.targets, stmt.target_spans)):
             self.check_new_name(name, span, scope)
-            if stmt.targets.count(name) > 1:
-                raise self.error(span, f"'{name}' is assigned twice")
+            if name in stmt.targets[:i]:
+                raise self.error(span, f"'{name}' is assigned twice",
+                                 "each name is assigned once; pick a new name")
         if len(stmt.targets) > 1:
             call = stmt.value
             if not (isinstance(call, ast.Call) and self.is_def_call(call, scope)):
@@ -355,8 +356,7 @@ class _Checker:
         if name in self.dim_order:
             raise self.error(span, f"'{name}' is a dimension name",
                              "a dimension name cannot also name a local")
-        owner = f"kernel '{self.kernel_ast.name}'" if self.kernel_ast else "a const"
-        clash = module_clash(self.env, name, span, "local", owner)
+        clash = module_clash(self.env, name, span, "local", f"kernel '{self.kernel_ast.name}'")
         if clash is not None:
             raise clash
 
@@ -413,7 +413,7 @@ class _Checker:
             return ir.DimLen(I64, (), n)
         if n in self.env.consts:
             return const_value(self.env, n)
-        if n in self.env.defs or n in self.env.kernels:
+        if n in self.env.defs or (n in self.env.kernels and n not in BUILTIN_CONSTANTS):
             kind = "def" if n in self.env.defs else "kernel"
             raise self.error(e.span, f"'{n}' is a {kind}, not a value",
                              f"call it: {n}(...)" if kind == "def" else None)
@@ -436,7 +436,10 @@ class _Checker:
         if f in self.env.defs:
             values = self.inline_def(e, scope, expect=1)
             return values[0]
-        if f in self.env.kernels:
+        # A kernel cannot be called, so its name does not hide a builtin function: a kernel
+        # `clip` may well return clip(x, lo, hi).
+        if f in self.env.kernels and not (f in FUNCTIONS or f in REDUCTIONS or f in DTYPES
+                                          or f in RESERVED_DTYPES or f == "index"):
             raise self.error(e.func_span, f"kernel '{f}' cannot be called from a kernel or def",
                              "move the shared part into a def")
         if f in self.env.consts or f in self.dim_order or f in BUILTIN_CONSTANTS:
@@ -516,18 +519,12 @@ class _Checker:
             raise self.error(e.span, f"def '{d.name}' returns {len(d.ret.values)} value"
                              f"{'s' if len(d.ret.values) != 1 else ''}, not {expect}")
         args = [self.expr(a, scope) for a in e.args]
-        inner = _Scope({}, in_def=d.name)
-        for pname, pspan, value in zip(d.params, d.param_spans, args):
-            if pname in inner.values:
-                raise self.error(pspan, f"parameter '{pname}' is declared twice")
-            inner.values[pname] = value
+        # The def's own names were checked once by collect (check_def_names).
+        inner = _Scope(dict(zip(d.params, args)), in_def=d.name)
         saved_dims = self.dim_order
         self.inline_stack.append(d.name)
         try:
             for stmt in d.body:
-                for name, span in zip(stmt.targets, stmt.target_spans):
-                    if name in inner.values:
-                        raise self.error(span, f"'{name}' is assigned twice")
                 self.assign_in_def(stmt, inner)
             return tuple(self.expr(v, inner) for v in d.ret.values)
         finally:
@@ -543,11 +540,6 @@ class _Checker:
             values = self.inline_def(call, scope, expect=len(stmt.targets))
         else:
             values = (self.expr(stmt.value, scope),)
-        for name, span in zip(stmt.targets, stmt.target_spans):
-            for kind, table in (("const", self.env.consts), ("def", self.env.defs),
-                                ("kernel", self.env.kernels)):
-                if name in table:
-                    raise self.error(span, f"'{name}' is already a {kind}", "pick a new name")
         scope.values.update(zip(stmt.targets, values))
 
     # reductions -----------------------------------------------------------------------------
