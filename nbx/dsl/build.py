@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import ast as pyast
 import warnings
+import hashlib
 from functools import lru_cache
 from importlib import resources
 
+import lark
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
@@ -59,8 +61,17 @@ class _LayoutError(Exception):
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = resources.files("nbx.grammar").joinpath("nbx.lark").read_text()
-    return Lark(grammar, parser="lalr", postlex=_NbxIndenter(), propagate_positions=True,
-                strict=True, maybe_placeholders=True)
+    options = dict(parser="lalr", postlex=_NbxIndenter(), propagate_positions=True,
+                   strict=True, maybe_placeholders=True)
+    # Building the LALR tables (and strict mode's regex-collision check) takes a few hundred
+    # milliseconds; Lark keeps the built parser in our private cache directory, keyed by the
+    # grammar's hash, so a new process starts fast.
+    try:
+        from ..backends.base import cache_root
+        digest = hashlib.sha256((grammar + lark.__version__).encode()).hexdigest()[:16]
+        return Lark(grammar, cache=str(cache_root() / f"parser-{digest}.lark"), **options)
+    except OSError:  # no writable cache directory: build it in memory
+        return Lark(grammar, **options)
 
 
 # Labelled examples for syntax errors: Lark finds the one whose parser state matches best.
