@@ -139,6 +139,18 @@ def _nbx_fmaximum(a, b):
     return a if (a >= b or a != a) else b
 
 
+@njit(cache=CACHE, error_model="numpy", fastmath={"reassoc"})
+def _nbx_radd(acc, value):
+    # Only this addition may be reassociated: LLVM then vectorises the accumulation loop
+    # (several partial sums), while the element-wise arithmetic around it stays strict IEEE.
+    return acc + value
+
+
+@njit(cache=CACHE, error_model="numpy", fastmath={"reassoc"})
+def _nbx_rmul(acc, value):
+    return acc * value
+
+
 @njit(cache=CACHE, error_model="numpy")
 def _nbx_tree_sum(part):
     # Pairwise sum of the per-block partials, in a fixed order.
@@ -182,9 +194,11 @@ def combine(red: ir.Reduce, target: str, value: str, target_i: str = "", value_i
     k = red.kind
     floating = value_dtype(red).kind == "f"
     if k == ir.RKind.SUM:
-        return [f"{target} += {value}"]
+        return [f"{target} = _nbx_radd({target}, {value})" if floating
+                else f"{target} += {value}"]
     if k == ir.RKind.PROD:
-        return [f"{target} *= {value}"]
+        return [f"{target} = _nbx_rmul({target}, {value})" if floating
+                else f"{target} *= {value}"]
     if k == ir.RKind.ANY:
         return [f"{target} = {target} or {value}"]
     if k == ir.RKind.ALL:
@@ -268,14 +282,22 @@ class CpuEmitter:
         b.line("")
         b.line(f"CACHE = {self.cache!r}")
         b.extend(PRELUDE.splitlines())
-        for stage in self.plan.stages:
+        variants = [True, False] if self.parallel else [False]
+        for parallel in variants:
+            for stage in self.plan.stages:
+                if stage.space:
+                    b.line("")
+                    b.line("")
+                    self.emit_stage(b, stage, parallel)
             b.line("")
             b.line("")
-            self.emit_stage(b, stage)
-        b.line("")
-        b.line("")
-        self.emit_entry(b)
+            self.emit_entry(b, parallel)
         return b.text()
+
+    @property
+    def serial_entry_name(self) -> str | None:
+        """The serial twin of the entry, for small sizes (None when only one is emitted)."""
+        return f"{self.entry_name}_serial" if self.parallel else None
 
     def decorator(self, parallel: bool) -> str:
         flags = [f"parallel={parallel}", "cache=CACHE", 'error_model="numpy"']
@@ -283,47 +305,53 @@ class CpuEmitter:
             flags.append("fastmath=True")
         return f"@njit({', '.join(flags)})"
 
-    def emit_entry(self, b: CodeBuilder) -> None:
-        """The kernel's one compiled entry point: allocate buffers, run the stages in order."""
-        b.line(f"@njit(cache=CACHE, error_model=\"numpy\")")
-        with b.block(f"def {self.entry_name}({', '.join(self.signature())}):"):
+    def emit_entry(self, b: CodeBuilder, parallel: bool) -> None:
+        """The kernel's compiled entry point: allocate buffers, run the stages in order.
+
+        Stages over no dimension (scalar arithmetic on finished reductions) run inline here.
+        """
+        suffix = "" if parallel else "_serial"
+        name = self.entry_name if parallel or not self.parallel else self.serial_entry_name
+        b.line(self.decorator(False))
+        with b.block(f"def {name}({', '.join(self.signature())}):"):
             direct = {id(r): i for i, r in self.plan.direct.items()}
             for r in self.plan.reductions:
-                name = self.buffers[r]
+                buf = self.buffers[r]
                 vdt = value_dtype(r)
                 if id(r) in direct and r.kind not in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
-                    b.line(f"{name} = o{direct[id(r)]}")
-                    b.line(f"{name}.fill({identity(r.kind, vdt)})")
+                    b.line(f"{buf} = o{direct[id(r)]}")
+                    b.line(f"{buf}.fill({identity(r.kind, vdt)})")
                     continue
-                b.line(f"{name} = np.full({self.shape(r.dims)}, {identity(r.kind, vdt)}, "
+                b.line(f"{buf} = np.full({self.shape(r.dims)}, {identity(r.kind, vdt)}, "
                        f"np.{vdt.name})")
                 if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
                     if id(r) in direct:
-                        b.line(f"{name}_i = o{direct[id(r)]}")
-                        b.line(f"{name}_i.fill(-1)")
+                        b.line(f"{buf}_i = o{direct[id(r)]}")
+                        b.line(f"{buf}_i.fill(-1)")
                     else:
-                        b.line(f"{name}_i = np.full({self.shape(r.dims)}, -1, np.int64)")
+                        b.line(f"{buf}_i = np.full({self.shape(r.dims)}, -1, np.int64)")
             args = ", ".join(self.signature() + self.buffer_args())
             for stage in self.plan.stages:
-                b.line(f"_stage{stage.index}({args})")
+                if stage.space:
+                    b.line(f"_stage{stage.index}{suffix}({args})")
+                    continue
+                b.line(f"# stage {stage.index}: scalar arithmetic (pass {stage.level})")
+                body = _StageBody(self, stage, False)
+                b.extend(body.lines_at[0])
+                body.emit_innermost(b)
             b.line("return 0")
 
     # stages ---------------------------------------------------------------------------------
-    def emit_stage(self, b: CodeBuilder, stage: Stage) -> None:
+    def emit_stage(self, b: CodeBuilder, stage: Stage, parallel: bool) -> None:
         space = stage.space
-        parallel = self.parallel and bool(space)
-        partial = [r for r in stage.reductions if space[0] in r.over] if space else []
+        partial = [r for r in stage.reductions if space[0] in r.over]
+        suffix = "" if parallel else "_serial"
         b.line(f"# stage {stage.index}: pass {stage.level} over ({', '.join(space)})")
         b.line(self.decorator(parallel))
         args = ", ".join(self.signature() + self.buffer_args())
-        with b.block(f"def _stage{stage.index}({args}):"):
+        with b.block(f"def _stage{stage.index}{suffix}({args}):"):
             body = _StageBody(self, stage, bool(partial))
-            for line in body.lines_at[0]:
-                b.line(line)
-            if not space:
-                body.emit_innermost(b)
-                b.line("return 0")
-                return
+            b.extend(body.lines_at[0])
             d0 = space[0]
             rng = "prange" if parallel else "range"
             if not partial:
@@ -339,17 +367,24 @@ class CpuEmitter:
                        f"// {MAX_PARTIAL_BLOCKS})")
             b.line(f"_nblk = ({self.length(d0)} + _rows - 1) // _rows")
             for r in partial:
-                name = self.buffers[r]
+                buf = self.buffers[r]
                 shape = "(_nblk, " + ", ".join(self.length(d) for d in r.dims) + ")" \
                     if r.dims else "(_nblk,)"
                 vdt = value_dtype(r)
-                b.line(f"_p{name} = np.full({shape}, {identity(r.kind, vdt)}, np.{vdt.name})")
+                b.line(f"_p{buf} = np.full({shape}, {identity(r.kind, vdt)}, np.{vdt.name})")
                 if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
-                    b.line(f"_p{name}_i = np.full({shape}, -1, np.int64)")
+                    b.line(f"_p{buf}_i = np.full({shape}, -1, np.int64)")
             with b.block(f"for _b in {rng}(_nblk):"):
+                b.line("_lo = _b * _rows")
+                b.line(f"_hi = min(_lo + _rows, {self.length(d0)})")
+                # Views of this block, indexed from 0: Numba then knows the index is not
+                # negative and emits no wraparound arithmetic on every load.
+                for array, axes in body.sliced.items():
+                    cut = ", ".join("_lo:_hi" if d == d0 else ":" for d in axes)
+                    b.line(f"_s_{array} = {array}[{cut}]")
                 body.emit_accumulators(b, 0, "init")
-                with b.block(f"for {self.loop(d0)} in range(_b * _rows, "
-                             f"min(_b * _rows + _rows, {self.length(d0)})):"):
+                with b.block("for _j in range(_hi - _lo):"):
+                    b.line(f"{self.loop(d0)} = _lo + _j")
                     body.emit_depth(b, 1)
                 body.emit_accumulators(b, 0, "final")
             for r in partial:
@@ -390,10 +425,13 @@ class _StageBody:
         self.space = stage.space
         self.blocked = blocked
         self.lines_at: dict[int, list[str]] = defaultdict(list)
+        self.sliced: dict[str, tuple[str, ...]] = {}  # arrays read or written through views
         self.code: dict[ir.Node, str] = {}
         self.counter = 0
         for node in self.walk(stage.roots):
             self.code[node] = self.value(node)
+        self.store_target = {i: self.element(f"o{i}", emitter.kernel.results[i].axes or ())
+                             for i, _ in stage.stores}
         # each reduction's running accumulator lives just inside its innermost kept loop
         self.acc_depth: dict[ir.Reduce, int] = {}
         for i, r in enumerate(stage.reductions):
@@ -417,6 +455,14 @@ class _StageBody:
                 stack.extend(ir.children(n))
         return [n for n in order if n in needed]
 
+    def element(self, array: str, axes: tuple[str, ...]) -> str:
+        """`array[i_m, i_k]`, or in a blocked stage `_s_array[_j, i_k]` (its block's view)."""
+        if self.blocked and self.space[0] in axes:
+            self.sliced[array] = axes
+            index = ", ".join("_j" if d == self.space[0] else self.e.loop(d) for d in axes)
+            return f"_s_{array}[{index}]"
+        return f"{array}[{self.e.index(axes)}]"
+
     def depth(self, node: ir.Node) -> int:
         return 1 + max(self.space.index(d) for d in node.dims) if node.dims else 0
 
@@ -438,7 +484,7 @@ class _StageBody:
         if isinstance(node, ir.Param):
             if node.axes is None:
                 return e.param(node.name)
-            return self.temp(node, f"{e.param(node.name)}[{e.index(node.axes)}]")
+            return self.temp(node, self.element(e.param(node.name), node.axes))
         if isinstance(node, ir.Reduce):
             name = e.buffers[node]
             if node.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
@@ -500,5 +546,4 @@ class _StageBody:
             index = self.e.loop(r.over[0]) if r.over else "0"
             b.extend(combine(r, acc, self.code[r.arg], f"{acc}_i", index))
         for i, node in self.stage.stores:
-            axes = self.e.kernel.results[i].axes
-            b.line(f"o{i}[{self.e.index(axes)}] = {self.code[node]}")
+            b.line(f"{self.store_target[i]} = {self.code[node]}")

@@ -61,7 +61,8 @@ def emit(plan, *, origin: str, fastmath: bool, parallel: bool, cache: bool) -> s
     b = CodeBuilder()
     b.line("")
     b.line("")
-    emit_fast_call(b, plan, emitter.entry_name, None, emitter.param, emitter.length)
+    emit_fast_call(b, plan, emitter.entry_name, emitter.serial_entry_name, emitter.param,
+                   emitter.length)
     return emitter.module() + b.text()
 
 
