@@ -294,7 +294,9 @@ t0 = time.perf_counter()
 import numba
 t1 = time.perf_counter()
 import numpy as np
-a = np.linspace(0.0, 1.0, 1000); b = np.linspace(1.0, 2.0, 1000); c = np.linspace(-1.0, 1.0, 1000)
+# 10^5 elements: above the serial-path threshold, so the parallel code is what compiles
+n = 100_000
+a = np.linspace(0.0, 1.0, n); b = np.linspace(1.0, 2.0, n); c = np.linspace(-1.0, 1.0, n)
 t2 = time.perf_counter()
 import nbx
 t3 = time.perf_counter()
@@ -348,7 +350,7 @@ t0 = time.perf_counter()
 import numba
 t1 = time.perf_counter()
 import numpy as np
-a = np.linspace(0.0, 1.0, 1000)
+a = np.linspace(0.0, 1.0, 100_000)
 t2 = time.perf_counter()
 import nbx_floor_mod as m
 m.poly(a, a, a); m.fma(a, a, a); m.dot(a, a)

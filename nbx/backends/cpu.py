@@ -289,10 +289,39 @@ class CpuEmitter:
                     b.line("")
                     b.line("")
                     self.emit_stage(b, stage, parallel)
-            b.line("")
-            b.line("")
-            self.emit_entry(b, parallel)
+            if not self.single_stage:
+                b.line("")
+                b.line("")
+                self.emit_entry(b, parallel)
         return b.text()
+
+    def entry(self, parallel: bool) -> str:
+        return self.entry_name if parallel or not self.parallel else self.serial_entry_name
+
+    @property
+    def single_stage(self) -> bool:
+        """One loop nest and nothing else: that stage's function is the entry point itself
+        (one compiled function less to build, and to load from the cache in a new process)."""
+        return len(self.plan.stages) == 1 and bool(self.plan.stages[0].space)
+
+    def emit_buffers(self, b: CodeBuilder) -> None:
+        """Reduction buffers: the output itself for a result that is a reduction."""
+        direct = {id(r): i for i, r in self.plan.direct.items()}
+        for r in self.plan.reductions:
+            buf = self.buffers[r]
+            vdt = value_dtype(r)
+            if id(r) in direct and r.kind not in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                b.line(f"{buf} = o{direct[id(r)]}")
+                b.line(f"{buf}.fill({identity(r.kind, vdt)})")
+                continue
+            b.line(f"{buf} = np.full({self.shape(r.dims)}, {identity(r.kind, vdt)}, "
+                   f"np.{vdt.name})")
+            if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
+                if id(r) in direct:
+                    b.line(f"{buf}_i = o{direct[id(r)]}")
+                    b.line(f"{buf}_i.fill(-1)")
+                else:
+                    b.line(f"{buf}_i = np.full({self.shape(r.dims)}, -1, np.int64)")
 
     @property
     def serial_entry_name(self) -> str | None:
@@ -311,25 +340,9 @@ class CpuEmitter:
         Stages over no dimension (scalar arithmetic on finished reductions) run inline here.
         """
         suffix = "" if parallel else "_serial"
-        name = self.entry_name if parallel or not self.parallel else self.serial_entry_name
         b.line(self.decorator(False))
-        with b.block(f"def {name}({', '.join(self.signature())}):"):
-            direct = {id(r): i for i, r in self.plan.direct.items()}
-            for r in self.plan.reductions:
-                buf = self.buffers[r]
-                vdt = value_dtype(r)
-                if id(r) in direct and r.kind not in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
-                    b.line(f"{buf} = o{direct[id(r)]}")
-                    b.line(f"{buf}.fill({identity(r.kind, vdt)})")
-                    continue
-                b.line(f"{buf} = np.full({self.shape(r.dims)}, {identity(r.kind, vdt)}, "
-                       f"np.{vdt.name})")
-                if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
-                    if id(r) in direct:
-                        b.line(f"{buf}_i = o{direct[id(r)]}")
-                        b.line(f"{buf}_i.fill(-1)")
-                    else:
-                        b.line(f"{buf}_i = np.full({self.shape(r.dims)}, -1, np.int64)")
+        with b.block(f"def {self.entry(parallel)}({', '.join(self.signature())}):"):
+            self.emit_buffers(b)
             args = ", ".join(self.signature() + self.buffer_args())
             for stage in self.plan.stages:
                 if stage.space:
@@ -348,8 +361,14 @@ class CpuEmitter:
         suffix = "" if parallel else "_serial"
         b.line(f"# stage {stage.index}: pass {stage.level} over ({', '.join(space)})")
         b.line(self.decorator(parallel))
-        args = ", ".join(self.signature() + self.buffer_args())
-        with b.block(f"def _stage{stage.index}{suffix}({args}):"):
+        if self.single_stage:
+            header = f"def {self.entry(parallel)}({', '.join(self.signature())}):"
+        else:
+            args = ", ".join(self.signature() + self.buffer_args())
+            header = f"def _stage{stage.index}{suffix}({args}):"
+        with b.block(header):
+            if self.single_stage:
+                self.emit_buffers(b)
             body = _StageBody(self, stage, bool(partial))
             b.extend(body.lines_at[0])
             d0 = space[0]
