@@ -83,8 +83,8 @@ def format_plan(plan: Plan) -> str:
     if k.binding:
         lines[0] += "  (" + ", ".join(f"{tv}={dt}" for tv, dt in k.binding) + ")"
     for st in plan.stages:
-        loops = " x ".join(st.space) if st.space else "scalar"
-        lines.append(f"  stage {st.index} (pass {st.level}): loop over {loops}")
+        what = f"loop over {' x '.join(st.space)}" if st.space else "scalar arithmetic"
+        lines.append(f"  stage {st.index} (pass {st.level}): {what}")
         reads = sorted({n.name for n in _walk(st.roots) if isinstance(n, ir.Param)})
         used = [names[n] for n in _walk(st.roots) if isinstance(n, ir.Reduce) and n in names]
         reads += sorted(set(used))
