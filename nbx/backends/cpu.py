@@ -284,11 +284,10 @@ class CpuEmitter:
         b.extend(PRELUDE.splitlines())
         variants = [True, False] if self.parallel else [False]
         for parallel in variants:
-            for stage in self.plan.stages:
-                if stage.space:
-                    b.line("")
-                    b.line("")
-                    self.emit_stage(b, stage, parallel)
+            for loop in self.loops():
+                b.line("")
+                b.line("")
+                self.emit_stage(b, loop, parallel)
             if not self.single_stage:
                 b.line("")
                 b.line("")
@@ -298,11 +297,25 @@ class CpuEmitter:
     def entry(self, parallel: bool) -> str:
         return self.entry_name if parallel or not self.parallel else self.serial_entry_name
 
+    def loops(self) -> list[list[Stage]]:
+        """The compiled loop nests: one per stage, or one per group of stages run row by row."""
+        grouped = {i: g for g in self.plan.row_groups for i in g}
+        out: list[list[Stage]] = []
+        for stage in self.plan.stages:
+            if not stage.space:
+                continue
+            group = grouped.get(stage.index)
+            if group is None:
+                out.append([stage])
+            elif stage.index == group[0]:
+                out.append([self.plan.stages[i] for i in group])
+        return out
+
     @property
     def single_stage(self) -> bool:
-        """One loop nest and nothing else: that stage's function is the entry point itself
+        """One loop nest and nothing else: that loop's function is the entry point itself
         (one compiled function less to build, and to load from the cache in a new process)."""
-        return len(self.plan.stages) == 1 and bool(self.plan.stages[0].space)
+        return len(self.loops()) == 1 and all(s.space for s in self.plan.stages)
 
     def emit_buffers(self, b: CodeBuilder) -> None:
         """Reduction buffers: the output itself for a result that is a reduction."""
@@ -344,9 +357,11 @@ class CpuEmitter:
         with b.block(f"def {self.entry(parallel)}({', '.join(self.signature())}):"):
             self.emit_buffers(b)
             args = ", ".join(self.signature() + self.buffer_args())
+            first = {loop[0].index for loop in self.loops()}
             for stage in self.plan.stages:
                 if stage.space:
-                    b.line(f"_stage{stage.index}{suffix}({args})")
+                    if stage.index in first:
+                        b.line(f"_stage{stage.index}{suffix}({args})")
                     continue
                 b.line(f"# stage {stage.index}: scalar arithmetic (pass {stage.level})")
                 body = _StageBody(self, stage, False)
@@ -355,11 +370,14 @@ class CpuEmitter:
             b.line("return 0")
 
     # stages ---------------------------------------------------------------------------------
-    def emit_stage(self, b: CodeBuilder, stage: Stage, parallel: bool) -> None:
+    def emit_stage(self, b: CodeBuilder, loop: list[Stage], parallel: bool) -> None:
+        """One compiled loop nest: a stage, or stages that run one after another per row."""
+        stage = loop[0]
         space = stage.space
         partial = [r for r in stage.reductions if space[0] in r.over]
         suffix = "" if parallel else "_serial"
-        b.line(f"# stage {stage.index}: pass {stage.level} over ({', '.join(space)})")
+        for st in loop:
+            b.line(f"# stage {st.index}: pass {st.level} over ({', '.join(space)})")
         b.line(self.decorator(parallel))
         if self.single_stage:
             header = f"def {self.entry(parallel)}({', '.join(self.signature())}):"
@@ -369,15 +387,18 @@ class CpuEmitter:
         with b.block(header):
             if self.single_stage:
                 self.emit_buffers(b)
-            body = _StageBody(self, stage, bool(partial))
-            b.extend(body.lines_at[0])
+            bodies = [_StageBody(self, st, bool(partial)) for st in loop]
+            for body in bodies:
+                b.extend(body.lines_at[0])
             d0 = space[0]
             rng = "prange" if parallel else "range"
             if not partial:
                 with b.block(f"for {self.loop(d0)} in {rng}({self.length(d0)}):"):
-                    body.emit_depth(b, 1)
+                    for body in bodies:
+                        body.emit_depth(b, 1)
                 b.line("return 0")
                 return
+            (body,) = bodies  # row groups never reduce the outer dimension
             inner = " * ".join(self.length(d) for d in space[1:]) or "1"
             b.line(f"_inner = {inner}")
             b.line(f"_rows = max(1, {BLOCK_ELEMENTS} // max(_inner, 1))")
@@ -486,7 +507,7 @@ class _StageBody:
         return 1 + max(self.space.index(d) for d in node.dims) if node.dims else 0
 
     def temp(self, node: ir.Node, code: str) -> str:
-        name = f"t{self.counter}"
+        name = f"t{self.stage.index}_{self.counter}"  # unique in a function of several stages
         self.counter += 1
         self.lines_at[self.depth(node)].append(f"{name} = {code}")
         return name

@@ -34,6 +34,24 @@ class Plan:
     stages: tuple[Stage, ...]
     reductions: tuple[ir.Reduce, ...]         # every reduction, in the order computed
     direct: dict[int, ir.Reduce]              # result index -> the reduction that is it
+    row_groups: tuple[tuple[int, ...], ...] = ()  # consecutive stages run row by row
+
+
+def row_groups(stages) -> tuple[tuple[int, ...], ...]:
+    """Runs of consecutive stages over the same dimensions whose reductions all keep the
+    outermost one (softmax: max, then sum, then divide, each per row m). One loop over that
+    dimension can run all of them for a row before the next row: the row is read from cache
+    in the later passes, and a parallel region is started once instead of once per stage."""
+    groups: list[list[Stage]] = []
+    for st in stages:
+        fits = bool(st.space) and all(st.space[0] not in r.over for r in st.reductions)
+        last = groups[-1] if groups else None
+        if fits and last and last[-1].space == st.space and all(
+                last[0].space[0] not in r.over for s in last for r in s.reductions):
+            last.append(st)
+        else:
+            groups.append([st] if fits else [])
+    return tuple(tuple(s.index for s in g) for g in groups if len(g) > 1)
 
 
 def levels(roots) -> dict[ir.Node, int]:
@@ -59,12 +77,16 @@ def fuse(kernel: ir.KernelIR) -> Plan:
     reductions = [n for n in ir.topo_order(roots) if isinstance(n, ir.Reduce)]
     for r in reductions:
         group(level[r.arg], r.arg.dims)[0].append(r)
+    # Equal nodes are one value (CSE), but a result may hold another object equal to the one
+    # computed (`x - mean(x, over=k), sum(x, over=k)`); backends match direct results by
+    # identity, so record the object that is computed.
+    computed = {r: r for r in reductions}
     direct: dict[int, ir.Reduce] = {}
     for i, res in enumerate(kernel.results):
         node = res.expr
         if isinstance(node, ir.Reduce) and node.dims == tuple(res.axes or ()) \
                 and node.dtype == res.dtype and node not in direct.values():
-            direct[i] = node
+            direct[i] = computed[node]
             continue
         group(level[node], res.axes or ())[1].append((i, node))
     stages = []
@@ -72,7 +94,7 @@ def fuse(kernel: ir.KernelIR) -> Plan:
         reds, stores = groups[(lvl, space)]
         stages.append(Stage(n, lvl, space, tuple(reds), tuple(stores)))
     ordered = tuple(r for s in stages for r in s.reductions)
-    return Plan(kernel, tuple(stages), ordered, direct)
+    return Plan(kernel, tuple(stages), ordered, direct, row_groups(stages))
 
 
 def format_plan(plan: Plan) -> str:
@@ -101,6 +123,10 @@ def format_plan(plan: Plan) -> str:
             res = k.results[i]
             shape = f"[{', '.join(res.axes)}]" if res.axes else ""
             lines.append(f"    write   result {i} : {dtype_name(res.dtype)}{shape}")
+    for group in plan.row_groups:
+        d0 = plan.stages[group[0]].space[0]
+        lines.append(f"  stages {', '.join(map(str, group))} run row by row in one parallel "
+                     f"loop over {d0}")
     lines.append("  temporaries: none (element-wise values are recomputed in each pass)")
     return "\n".join(lines)
 
