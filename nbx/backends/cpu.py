@@ -19,6 +19,7 @@ import numpy as np
 
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage
+from ..dsl.ops import Rule
 from ..dsl.types import BOOL, I64, dtype_name
 from .base import CodeBuilder, ctor, literal
 
@@ -131,12 +132,13 @@ def _nbx_urshift(a, b, bits):
 
 @njit(cache=CACHE, error_model="numpy")
 def _nbx_fminimum(a, b):
-    return a if (a <= b or a != a) else b
+    # NumPy's minimum: NaN propagates; between equal values (0.0 and -0.0) b wins.
+    return a if (a < b or a != a) else b
 
 
 @njit(cache=CACHE, error_model="numpy")
 def _nbx_fmaximum(a, b):
-    return a if (a >= b or a != a) else b
+    return a if (a > b or a != a) else b
 
 
 @njit(cache=CACHE, error_model="numpy", fastmath={"reassoc"})
@@ -387,7 +389,9 @@ class CpuEmitter:
         with b.block(header):
             if self.single_stage:
                 self.emit_buffers(b)
-            bodies = [_StageBody(self, st, bool(partial)) for st in loop]
+            writes, reads = self.output_reuse(loop)
+            bodies = [_StageBody(self, st, bool(partial), reads if st is loop[-1] else None,
+                                 writes.get(st.index)) for st in loop]
             for body in bodies:
                 b.extend(body.lines_at[0])
             d0 = space[0]
@@ -431,6 +435,28 @@ class CpuEmitter:
                 self.emit_partial_combine(b, r, rng)
             b.line("return 0")
 
+    def output_reuse(self, loop: list[Stage]) -> tuple[dict, dict]:
+        """In a row group, an expensive value that the last stage recomputes for its result
+        (softmax's exp(x - max)) is stored into that result's element by the earlier stage
+        and read back, not recomputed. The output never overlaps an input (the runtime gives
+        the kernel a fresh array when the caller's out= does), so this is safe."""
+        last = loop[-1]
+        last_nodes = set(stage_nodes(last.roots))
+        space = set(last.space)
+        for i, _ in last.stores:
+            res = self.kernel.results[i]
+            if set(res.axes or ()) != space:
+                continue
+            target = f"o{i}[{self.index(res.axes)}]"
+            for st in loop[:-1]:
+                common = [n for n in stage_nodes(st.roots) if n in last_nodes
+                          and set(n.dims) == space and n.dtype == res.dtype
+                          and transcendental_count(n) > 0]
+                if common:
+                    best = max(common, key=transcendental_count)
+                    return {st.index: {best: target}}, {best: target}
+        return {}, {}
+
     def emit_partial_combine(self, b: CodeBuilder, r: ir.Reduce, rng: str) -> None:
         name = self.buffers[r]
         arg = r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX)
@@ -456,10 +482,38 @@ class CpuEmitter:
         b.level -= depth
 
 
-class _StageBody:
-    """The statements of one stage, bucketed by the loop depth where their inputs exist."""
+def stage_nodes(roots, leaves=()) -> list[ir.Node]:
+    """The nodes a stage computes, operands first; finished reductions (read from their
+    buffers) and `leaves` (read from an output array) end the walk."""
+    needed: set[ir.Node] = set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n in needed:
+            continue
+        needed.add(n)
+        if not isinstance(n, ir.Reduce) and n not in leaves:
+            stack.extend(ir.children(n))
+    return [n for n in ir.topo_order(roots) if n in needed]
 
-    def __init__(self, emitter: CpuEmitter, stage: Stage, blocked: bool) -> None:
+
+def transcendental_count(node: ir.Node) -> int:
+    """How many libm calls computing `node` takes (within its stage)."""
+    return sum(1 for n in stage_nodes([node]) if isinstance(n, ir.Apply)
+               and n.op.info.rule in (Rule.FLOAT_FN, Rule.FLOAT_FN2))
+
+
+class _StageBody:
+    """The statements of one stage, bucketed by the loop depth where their inputs exist.
+
+    `reads` maps nodes to an output element holding their value already (read, not computed);
+    `writes` maps nodes to an output element to store their value in for a later stage.
+    """
+
+    def __init__(self, emitter: CpuEmitter, stage: Stage, blocked: bool,
+                 reads: dict | None = None, writes: dict | None = None) -> None:
+        self.reads = reads or {}
+        self.writes = writes or {}
         self.e = emitter
         self.stage = stage
         self.space = stage.space
@@ -468,7 +522,7 @@ class _StageBody:
         self.sliced: dict[str, tuple[str, ...]] = {}  # arrays read or written through views
         self.code: dict[ir.Node, str] = {}
         self.counter = 0
-        for node in self.walk(stage.roots):
+        for node in stage_nodes(stage.roots, self.reads):
             self.code[node] = self.value(node)
         self.store_target = {i: self.element(f"o{i}", emitter.kernel.results[i].axes or ())
                              for i, _ in stage.stores}
@@ -477,23 +531,6 @@ class _StageBody:
         for i, r in enumerate(stage.reductions):
             kept = [self.space.index(d) for d in r.dims]
             self.acc_depth[r] = max(kept) + 1 if kept else 0
-
-    def walk(self, roots) -> list[ir.Node]:
-        order = []
-        for node in ir.topo_order(roots):
-            order.append(node)
-        # stop at reductions: their values come from buffers filled by earlier stages
-        keep: list[ir.Node] = []
-        needed: set[ir.Node] = set()
-        stack = list(roots)
-        while stack:
-            n = stack.pop()
-            if n in needed:
-                continue
-            needed.add(n)
-            if not isinstance(n, ir.Reduce):
-                stack.extend(ir.children(n))
-        return [n for n in order if n in needed]
 
     def element(self, array: str, axes: tuple[str, ...]) -> str:
         """`array[i_m, i_k]`, or in a blocked stage `_s_array[_j, i_k]` (its block's view)."""
@@ -515,6 +552,8 @@ class _StageBody:
     def value(self, node: ir.Node) -> str:
         """The code of a node's value; computed once into a temp at its loop depth."""
         e = self.e
+        if node in self.reads:
+            return self.temp(node, self.reads[node])
         if isinstance(node, ir.Const):
             return literal(node.value, node.dtype)
         if isinstance(node, ir.DimLen):
@@ -585,5 +624,7 @@ class _StageBody:
             acc = f"_a{self.e.buffers[r]}"
             index = self.e.loop(r.over[0]) if r.over else "0"
             b.extend(combine(r, acc, self.code[r.arg], f"{acc}_i", index))
+        for node, target in self.writes.items():
+            b.line(f"{target} = {self.code[node]}")
         for i, node in self.stage.stores:
             b.line(f"{self.store_target[i]} = {self.code[node]}")

@@ -101,7 +101,10 @@ class Op(Enum):
     INVERT = OpInfo("~", 1, Rule.INVERT, np.invert, "~{0}", cpu_bool="not {0}")
     # one-argument functions
     ABS = OpInfo("abs", 1, Rule.KEEP_FN, np.abs, "abs({0})", cpu_bool="{0}")
-    SIGN = OpInfo("sign", 1, Rule.KEEP_FN, np.sign, "np.sign({0})")
+    # NumPy's sign is +0.0 for -0.0 (Numba's np.sign keeps -0.0; adding 0.0 clears it) and
+    # 1 for every non-zero unsigned value (Numba's np.sign of a uint8 >= 128 gives 255).
+    SIGN = OpInfo("sign", 1, Rule.KEEP_FN, np.sign, "np.sign({0}) + 0.0",
+                  cpu_int="np.sign({0})", cpu_uint="min({0}, 1)")
     SQRT = OpInfo("sqrt", 1, Rule.FLOAT_FN, np.sqrt, "np.sqrt({0})")
     CBRT = OpInfo("cbrt", 1, Rule.FLOAT_FN, np.cbrt, "np.cbrt({0})")
     EXP = OpInfo("exp", 1, Rule.FLOAT_FN, np.exp, "np.exp({0})")
