@@ -116,3 +116,21 @@ def test_plan_text_names_stages_reads_and_writes(plans):
     assert "stage 0" in text and "stage 2" in text
     assert "reads   x" in text
     assert "write   result 0 : f64[n]" in text
+
+
+def test_loop_order_follows_the_arrays_not_the_parameter_order():
+    src = """
+kernel mv(v: f64[k], A: f64[m, k]) -> f64[m]:
+    return sum(A * v, over=k)
+
+kernel tr(A: f64[m, k]) -> f64[k, m]:
+    return A * 2
+"""
+    c = Compiler(src, filename="order.nbx")
+    plans = {name: fuse(c.check_kernel(k, check.default_binding(c.env, k)))
+             for name, k in c.env.kernels.items()}
+    # canonical order is (k, m), but A[m, k] is contiguous along k: k runs innermost, and the
+    # reduction keeps the outer loop (no per-block partials)
+    assert plans["mv"].stages[0].space == ("m", "k")
+    # a stage that writes a result loops in the result's (C) order
+    assert plans["tr"].stages[0].space == ("k", "m")

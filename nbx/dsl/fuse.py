@@ -92,9 +92,31 @@ def fuse(kernel: ir.KernelIR) -> Plan:
     stages = []
     for n, (lvl, space) in enumerate(sorted(groups, key=lambda k: (k[0], len(k[1]), k[1]))):
         reds, stores = groups[(lvl, space)]
-        stages.append(Stage(n, lvl, space, tuple(reds), tuple(stores)))
+        loops = loop_order(kernel, space, reds, stores)
+        stages.append(Stage(n, lvl, loops, tuple(reds), tuple(stores)))
     ordered = tuple(r for s in stages for r in s.reductions)
     return Plan(kernel, tuple(stages), ordered, direct, row_groups(stages))
+
+
+def loop_order(kernel: ir.KernelIR, space: tuple[str, ...], reductions, stores
+               ) -> tuple[str, ...]:
+    """Outermost to innermost, chosen so that the innermost loop walks contiguous memory of
+    C-ordered arrays: the axis order of the result the stage writes (nbx allocates it in
+    C order), else of the highest-rank array it reads; dimensions neither covers go outside,
+    in canonical order."""
+    preferred: tuple[str, ...] = ()
+    for i, _ in stores:
+        axes = kernel.results[i].axes or ()
+        if set(axes) == set(space):
+            preferred = axes
+            break
+    if not preferred:
+        roots = [r.arg for r in reductions] + [v for _, v in stores]
+        arrays = [n for n in _walk(roots) if isinstance(n, ir.Param) and n.axes]
+        arrays.sort(key=lambda p: (-len(p.axes), p.index))
+        preferred = arrays[0].axes if arrays else space
+    inner = [d for d in preferred if d in space]
+    return tuple(d for d in space if d not in inner) + tuple(inner)
 
 
 def format_plan(plan: Plan) -> str:
