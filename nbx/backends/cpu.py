@@ -18,9 +18,9 @@ from collections import defaultdict
 import numpy as np
 
 from ..dsl import ir
-from ..dsl.fuse import Plan, Stage
+from ..dsl.fuse import Plan, Stage, stage_nodes
 from ..dsl.ops import Rule
-from ..dsl.types import BOOL, I64, dtype_name
+from ..dsl.types import BOOL
 from .base import CodeBuilder, ctor, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
@@ -482,21 +482,6 @@ class CpuEmitter:
         b.level -= depth
 
 
-def stage_nodes(roots, leaves=()) -> list[ir.Node]:
-    """The nodes a stage computes, operands first; finished reductions (read from their
-    buffers) and `leaves` (read from an output array) end the walk."""
-    needed: set[ir.Node] = set()
-    stack = list(roots)
-    while stack:
-        n = stack.pop()
-        if n in needed:
-            continue
-        needed.add(n)
-        if not isinstance(n, ir.Reduce) and n not in leaves:
-            stack.extend(ir.children(n))
-    return [n for n in ir.topo_order(roots) if n in needed]
-
-
 def transcendental_count(node: ir.Node) -> int:
     """How many libm calls computing `node` takes (within its stage)."""
     return sum(1 for n in stage_nodes([node]) if isinstance(n, ir.Apply)
@@ -528,7 +513,7 @@ class _StageBody:
                              for i, _ in stage.stores}
         # each reduction's running accumulator lives just inside its innermost kept loop
         self.acc_depth: dict[ir.Reduce, int] = {}
-        for i, r in enumerate(stage.reductions):
+        for r in stage.reductions:
             kept = [self.space.index(d) for d in r.dims]
             self.acc_depth[r] = max(kept) + 1 if kept else 0
 

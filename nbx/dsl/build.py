@@ -6,8 +6,8 @@ Syntax errors become CompileErrors with a readable message (labelled examples, p
 from __future__ import annotations
 
 import ast as pyast
-import warnings
 import hashlib
+import warnings
 from functools import lru_cache
 from importlib import resources
 

@@ -17,8 +17,21 @@ import numpy as np
 from . import ast, ir
 from .ops import BUILTIN_CONSTANTS, FUNCTIONS, REDUCTIONS, Op, Reduction, Rule
 from .source import CompileError, Source, Span, located
-from .types import (BOOL, DTYPES, F64, I64, RESERVED_DTYPES, U64, VType, can_cast_same_kind,
-                    dtype_name, is_type_variable, promote, suggest_dtype, weak_default)
+from .types import (
+    BOOL,
+    DTYPES,
+    F64,
+    I64,
+    RESERVED_DTYPES,
+    U64,
+    VType,
+    can_cast_same_kind,
+    dtype_name,
+    is_type_variable,
+    promote,
+    suggest_dtype,
+    weak_default,
+)
 
 MAX_INLINE_DEPTH = 64
 

@@ -112,7 +112,7 @@ def loop_order(kernel: ir.KernelIR, space: tuple[str, ...], reductions, stores
             break
     if not preferred:
         roots = [r.arg for r in reductions] + [v for _, v in stores]
-        arrays = [n for n in _walk(roots) if isinstance(n, ir.Param) and n.axes]
+        arrays = [n for n in stage_nodes(roots) if isinstance(n, ir.Param) and n.axes]
         arrays.sort(key=lambda p: (-len(p.axes), p.index))
         preferred = arrays[0].axes if arrays else space
     inner = [d for d in preferred if d in space]
@@ -129,8 +129,8 @@ def format_plan(plan: Plan) -> str:
     for st in plan.stages:
         what = f"loop over {' x '.join(st.space)}" if st.space else "scalar arithmetic"
         lines.append(f"  stage {st.index} (pass {st.level}): {what}")
-        reads = sorted({n.name for n in _walk(st.roots) if isinstance(n, ir.Param)})
-        used = [names[n] for n in _walk(st.roots) if isinstance(n, ir.Reduce) and n in names]
+        reads = sorted({n.name for n in stage_nodes(st.roots) if isinstance(n, ir.Param)})
+        used = [names[n] for n in stage_nodes(st.roots) if isinstance(n, ir.Reduce) and n in names]
         reads += sorted(set(used))
         lines.append(f"    reads   {', '.join(reads) or '-'}")
         for r in st.reductions:
@@ -141,7 +141,7 @@ def format_plan(plan: Plan) -> str:
                     target = f" -> result {i}"
             lines.append(f"    reduce  {names[r]} = {r.kind.value} over ({', '.join(r.over)})"
                          f" : {dtype_name(r.dtype)}{kept}{target}")
-        for i, node in st.stores:
+        for i, _ in st.stores:
             res = k.results[i]
             shape = f"[{', '.join(res.axes)}]" if res.axes else ""
             lines.append(f"    write   result {i} : {dtype_name(res.dtype)}{shape}")
@@ -153,17 +153,16 @@ def format_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _walk(roots) -> list[ir.Node]:
-    """Nodes a stage evaluates: its roots' subtrees, stopping at finished reductions."""
-    out: list[ir.Node] = []
-    seen: set[ir.Node] = set()
+def stage_nodes(roots, leaves=()) -> list[ir.Node]:
+    """The nodes a stage computes, operands first; finished reductions (read from their
+    buffers) and `leaves` (values a backend reads from elsewhere) end the walk."""
+    needed: set[ir.Node] = set()
     stack = list(roots)
     while stack:
         n = stack.pop()
-        if n in seen:
+        if n in needed:
             continue
-        seen.add(n)
-        out.append(n)
-        if not isinstance(n, ir.Reduce):
+        needed.add(n)
+        if not isinstance(n, ir.Reduce) and n not in leaves:
             stack.extend(ir.children(n))
-    return out
+    return [n for n in ir.topo_order(roots) if n in needed]

@@ -58,7 +58,7 @@ class CompileError(Exception):
     def column(self) -> int:
         return self.span.column if self.span else 0
 
-    def with_source(self, source: Source) -> "CompileError":
+    def with_source(self, source: Source) -> CompileError:
         """The same error, rendered with the source line it points into."""
         if self.source is not None:
             return self
@@ -68,7 +68,8 @@ class CompileError(Exception):
         if self.span is None:
             head = f"error: {self.message}"
         else:
-            head = f"{self.span.filename}:{self.span.line}:{self.span.column}: error: {self.message}"
+            span = self.span
+            head = f"{span.filename}:{span.line}:{span.column}: error: {self.message}"
         out = [head]
         if self.span is not None and self.source is not None:
             text = self.source.line_text(self.span.line).expandtabs(1)
