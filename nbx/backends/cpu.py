@@ -14,6 +14,7 @@ innermost loop walks the last dimension (contiguous for C-ordered inputs). Reduc
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -25,6 +26,11 @@ from .base import CodeBuilder, ctor, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
 MAX_PARTIAL_BLOCKS = 64  # partial buffers with kept dims have at most this many blocks
+# Float sums: an innermost loop that a sum runs through goes in chunks of this many iterations,
+# plain (vectorised) additions inside a chunk, each chunk's sum then added with compensation.
+# A long chain of plain additions (a row of a million, rows added one by one into a column
+# sum) can exceed LANGUAGE.md section 6's bound, 8 * eps * sum(|terms|) * log2(count + 1).
+SUM_CHUNK = 256
 
 PRELUDE = '''
 @njit(cache=CACHE, error_model="numpy")
@@ -154,6 +160,17 @@ def _nbx_rmul(acc, value):
 
 
 @njit(cache=CACHE, error_model="numpy")
+def _nbx_kadd(total, comp, value):
+    # Kahan's compensated total + value: the true sum is total - comp. Once the total is not
+    # finite, comp is left alone (inf - inf would make it NaN and the sum NaN, not inf).
+    y = value - comp
+    t = total + y
+    if t - t == 0:
+        comp = (t - total) - y
+    return t, comp
+
+
+@njit(cache=CACHE, error_model="numpy")
 def _nbx_tree_sum(part):
     # Pairwise sum of the per-block partials, in a fixed order.
     n = part.shape[0]
@@ -183,6 +200,11 @@ def identity(kind: ir.RKind, dtype: np.dtype) -> str:
         return "True" if low else "False"
     info = np.iinfo(dtype)
     return literal(info.max if low else info.min, dtype)
+
+
+def compensated(red: ir.Reduce) -> bool:
+    """A float sum: its long chains of additions are compensated (see SUM_CHUNK)."""
+    return red.kind == ir.RKind.SUM and red.dtype.kind == "f"
 
 
 def value_dtype(red: ir.Reduce) -> np.dtype:
@@ -394,6 +416,7 @@ class CpuEmitter:
                                  writes.get(st.index)) for st in loop]
             for body in bodies:
                 b.extend(body.lines_at[0])
+                body.emit_compensation_buffers(b)
             d0 = space[0]
             rng = "prange" if parallel else "range"
             if not partial:
@@ -409,6 +432,10 @@ class CpuEmitter:
             if any(r.dims for r in partial):
                 b.line(f"_rows = max(_rows, ({self.length(d0)} + {MAX_PARTIAL_BLOCKS - 1}) "
                        f"// {MAX_PARTIAL_BLOCKS})")
+            if any(r.dims and compensated(r) for r in partial):
+                # a block's rows are added one by one into its partial (a column sum): keep
+                # that chain short; the many partials are then added with compensation
+                b.line(f"_rows = min(_rows, {SUM_CHUNK})")
             b.line(f"_nblk = ({self.length(d0)} + _rows - 1) // _rows")
             for r in partial:
                 buf = self.buffers[r]
@@ -418,6 +445,8 @@ class CpuEmitter:
                 b.line(f"_p{buf} = np.full({shape}, {identity(r.kind, vdt)}, np.{vdt.name})")
                 if r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
                     b.line(f"_p{buf}_i = np.full({shape}, -1, np.int64)")
+                if r in body.spanning:
+                    b.line(f"_p{buf}_c = np.zeros({shape}, np.{vdt.name})")
             with b.block(f"for _b in {rng}(_nblk):"):
                 b.line("_lo = _b * _rows")
                 b.line(f"_hi = min(_lo + _rows, {self.length(d0)})")
@@ -427,12 +456,14 @@ class CpuEmitter:
                     cut = ", ".join("_lo:_hi" if d == d0 else ":" for d in axes)
                     b.line(f"_s_{array} = {array}[{cut}]")
                 body.emit_accumulators(b, 0, "init")
-                with b.block("for _j in range(_hi - _lo):"):
+                rows = body.innermost_loop(b, "_j", "_hi - _lo") if len(space) == 1 \
+                    else b.block("for _j in range(_hi - _lo):")
+                with rows:
                     b.line(f"{self.loop(d0)} = _lo + _j")
                     body.emit_depth(b, 1)
                 body.emit_accumulators(b, 0, "final")
             for r in partial:
-                self.emit_partial_combine(b, r, rng)
+                self.emit_partial_combine(b, r, rng, body.spanning)
             b.line("return 0")
 
     def output_reuse(self, loop: list[Stage]) -> tuple[dict, dict]:
@@ -457,7 +488,8 @@ class CpuEmitter:
                     return {st.index: {best: target}}, {best: target}
         return {}, {}
 
-    def emit_partial_combine(self, b: CodeBuilder, r: ir.Reduce, rng: str) -> None:
+    def emit_partial_combine(self, b: CodeBuilder, r: ir.Reduce, rng: str,
+                             spanning: list[ir.Reduce]) -> None:
         name = self.buffers[r]
         arg = r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX)
         if not r.dims and r.kind == ir.RKind.SUM and r.dtype.kind == "f":
@@ -473,9 +505,19 @@ class CpuEmitter:
         b.line(f"_acc = {identity(r.kind, value_dtype(r))}")
         if arg:
             b.line("_acc_i = -1")
-        with b.block("for _b in range(_nblk):"):
-            pidx = "_b" + ("" if not r.dims else ", " + idx)
-            b.extend(combine(r, "_acc", f"_p{name}[{pidx}]", "_acc_i", f"_p{name}_i[{pidx}]"))
+        pidx = "_b" + ("" if not r.dims else ", " + idx)
+        if compensated(r):  # many blocks: their partials are added with compensation
+            part = f"_p{name}[{pidx}]"
+            if r in spanning:
+                part += f" - _p{name}_c[{pidx}]"
+            b.line(f"_acc_c = {identity(r.kind, r.dtype)}")
+            with b.block("for _b in range(_nblk):"):
+                b.line(f"_acc, _acc_c = _nbx_kadd(_acc, _acc_c, {part})")
+            b.line("_acc = _acc - _acc_c")
+        else:
+            with b.block("for _b in range(_nblk):"):
+                b.extend(combine(r, "_acc", f"_p{name}[{pidx}]", "_acc_i",
+                                 f"_p{name}_i[{pidx}]"))
         b.line(f"{name}[{idx}] = _acc")
         if arg:
             b.line(f"{name}_i[{idx}] = _acc_i")
@@ -507,23 +549,45 @@ class _StageBody:
         self.sliced: dict[str, tuple[str, ...]] = {}  # arrays read or written through views
         self.code: dict[ir.Node, str] = {}
         self.counter = 0
-        for node in stage_nodes(stage.roots, self.reads):
-            self.code[node] = self.value(node)
-        self.store_target = {i: self.element(f"o{i}", emitter.kernel.results[i].axes or ())
-                             for i, _ in stage.stores}
         # each reduction's running accumulator lives just inside its innermost kept loop
         self.acc_depth: dict[ir.Reduce, int] = {}
         for r in stage.reductions:
             kept = [self.space.index(d) for d in r.dims]
             self.acc_depth[r] = max(kept) + 1 if kept else 0
+        # Float sums with long chains of additions (see SUM_CHUNK): `chunked` ones run through
+        # the innermost loop (their accumulator lives outside it); `spanning` ones get one
+        # addition per iteration of a reduced loop outside their accumulator, into a buffer
+        # element, compensated through a second buffer (a middle dimension's sum). The rows of
+        # a block are no such loop: blocks of partial sums are short (see emit_stage).
+        self.chunked = [r for r in stage.reductions
+                        if compensated(r) and self.acc_depth[r] < len(self.space)]
+        self.spanning = [r for r in stage.reductions if compensated(r) and any(
+            self.space.index(d) < self.acc_depth[r] for d in r.over
+            if not (blocked and d == self.space[0]))]
+        # the chunked innermost loop's variable, and its unsigned twin for indexing
+        self.chunk_var = None
+        if self.chunked:
+            last = self.space[-1]
+            self.chunk_var = "_j" if blocked and len(self.space) == 1 else emitter.loop(last)
+        for node in stage_nodes(stage.roots, self.reads):
+            self.code[node] = self.value(node)
+        self.store_target = {i: self.element(f"o{i}", emitter.kernel.results[i].axes or ())
+                             for i, _ in stage.stores}
+
+    def loop_index(self, d: str, view: bool) -> str:
+        """How an element access indexes dimension d: `_j` along a block's view, and in a
+        chunked loop (whose start Numba cannot prove non-negative) the unsigned twin of its
+        variable, so that Numba emits no negative-index wraparound on every load."""
+        var = "_j" if view and self.blocked and d == self.space[0] else self.e.loop(d)
+        return f"_u{var}" if var == self.chunk_var and d == self.space[-1] else var
 
     def element(self, array: str, axes: tuple[str, ...]) -> str:
         """`array[i_m, i_k]`, or in a blocked stage `_s_array[_j, i_k]` (its block's view)."""
         if self.blocked and self.space[0] in axes:
             self.sliced[array] = axes
-            index = ", ".join("_j" if d == self.space[0] else self.e.loop(d) for d in axes)
+            index = ", ".join(self.loop_index(d, True) for d in axes)
             return f"_s_{array}[{index}]"
-        return f"{array}[{self.e.index(axes)}]"
+        return f"{array}[{', '.join(self.loop_index(d, False) for d in axes) or '0'}]"
 
     def depth(self, node: ir.Node) -> int:
         return 1 + max(self.space.index(d) for d in node.dims) if node.dims else 0
@@ -553,7 +617,8 @@ class _StageBody:
             name = e.buffers[node]
             if node.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
                 name += "_i"
-            return self.temp(node, f"{name}[{e.index(node.dims)}]")
+            index = ", ".join(self.loop_index(d, False) for d in node.dims) or "0"
+            return self.temp(node, f"{name}[{index}]")
         if isinstance(node, ir.Cast):
             arg = self.code[node.arg]
             if node.dtype == BOOL:
@@ -582,14 +647,22 @@ class _StageBody:
                 b.line(f"{acc} = {identity(r.kind, value_dtype(r))}")
                 if arg:
                     b.line(f"{acc}_i = -1")
+                if r in self.chunked:
+                    b.line(f"{acc}_c = {identity(r.kind, r.dtype)}")
                 continue
             name = self.e.buffers[r]
             if self.blocked and self.space[0] in r.over:
                 idx = "_b" + ("" if not r.dims else ", " + self.e.index(r.dims))
-                name = f"_p{name}"
+                name, comp = f"_p{name}", f"_p{name}_c"
             else:
                 idx = self.e.index(r.dims)
-            b.extend(combine(r, f"{name}[{idx}]", acc, f"{name}_i[{idx}]", f"{acc}_i"))
+                comp = f"_c{name}"
+            value = f"({acc} - {acc}_c)" if r in self.chunked else acc
+            if r in self.spanning:
+                b.line(f"{name}[{idx}], {comp}[{idx}] = _nbx_kadd({name}[{idx}], "
+                       f"{comp}[{idx}], {value})")
+            else:
+                b.extend(combine(r, f"{name}[{idx}]", value, f"{name}_i[{idx}]", f"{acc}_i"))
 
     def emit_depth(self, b: CodeBuilder, depth: int) -> None:
         """Code inside loop `depth - 1`: its values, accumulators, the next loop or the body."""
@@ -598,15 +671,69 @@ class _StageBody:
         self.emit_accumulators(b, depth, "init")
         if depth < len(self.space):
             d = self.space[depth]
-            with b.block(f"for {self.e.loop(d)} in range({self.e.length(d)}):"):
+            loop = self.innermost_loop(b, self.e.loop(d), self.e.length(d)) \
+                if depth == len(self.space) - 1 else \
+                b.block(f"for {self.e.loop(d)} in range({self.e.length(d)}):")
+            with loop:
                 self.emit_depth(b, depth + 1)
         else:
             self.emit_innermost(b)
         self.emit_accumulators(b, depth, "final")
+        if depth == 1:
+            self.emit_compensation_fold(b)
+
+    @contextmanager
+    def innermost_loop(self, b: CodeBuilder, var: str, count: str):
+        """`for var in range(count):`, in chunks of SUM_CHUNK when float sums run through it:
+
+            for _q in range(0, n_k, 256):
+                _kr0 = np.float64(0.0)
+                for i_k in range(_q, min(_q + 256, n_k)):
+                    ...
+                    _kr0 = _nbx_radd(_kr0, t0_1)
+                _ar0, _ar0_c = _nbx_kadd(_ar0, _ar0_c, _kr0)
+        """
+        if not self.chunked:
+            with b.block(f"for {var} in range({count}):"):
+                yield
+            return
+        with b.block(f"for _q in range(0, {count}, {SUM_CHUNK}):"):
+            for r in self.chunked:
+                b.line(f"_k{self.e.buffers[r]} = {identity(r.kind, r.dtype)}")
+            with b.block(f"for {var} in range(_q, min(_q + {SUM_CHUNK}, {count})):"):
+                b.line(f"_u{var} = np.uint64({var})")
+                yield
+            for r in self.chunked:
+                acc = f"_a{self.e.buffers[r]}"
+                b.line(f"{acc}, {acc}_c = _nbx_kadd({acc}, {acc}_c, _k{self.e.buffers[r]})")
+
+    def row_spanning(self) -> list[ir.Reduce]:
+        """Spanning sums whose buffer (not a block partial) gets one row's additions."""
+        return [r for r in self.spanning if not (self.blocked and self.space[0] in r.over)]
+
+    def emit_compensation_buffers(self, b: CodeBuilder) -> None:
+        for r in self.row_spanning():
+            b.line(f"_c{self.e.buffers[r]} = np.zeros({self.e.shape(r.dims)}, "
+                   f"np.{r.dtype.name})")
+
+    def emit_compensation_fold(self, b: CodeBuilder) -> None:
+        """At the end of a row: its buffer elements are complete, apply their compensation
+        (before any later stage of a row group reads them)."""
+        for r in self.row_spanning():
+            name = self.e.buffers[r]
+            inner = [d for d in r.dims if d != self.space[0]]
+            for j, d in enumerate(inner):
+                b.line(f"for {self.e.loop(d)} in range({self.e.length(d)}):")
+                b.level += 1
+            idx = self.e.index(r.dims)
+            b.line(f"{name}[{idx}] = {name}[{idx}] - _c{name}[{idx}]")
+            b.level -= len(inner)
 
     def emit_innermost(self, b: CodeBuilder) -> None:
         for r in self.stage.reductions:
             acc = f"_a{self.e.buffers[r]}"
+            if r in self.chunked:
+                acc = f"_k{self.e.buffers[r]}"
             index = self.e.loop(r.over[0]) if r.over else "0"
             b.extend(combine(r, acc, self.code[r.arg], f"{acc}_i", index))
         for node, target in self.writes.items():

@@ -67,6 +67,15 @@ def evaluate(kernel: ir.KernelIR, args: list, lengths: dict[str, int]) -> list:
 
 def reduce(node: ir.Reduce, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     k = node.kind
+    if k == ir.RKind.SUM and node.dtype.kind == "f" and axes:
+        # NumPy sums pairwise only along a contiguous axis; along any other it adds one row
+        # after another, a chain whose error can exceed LANGUAGE.md section 6's bound. So the
+        # reduced axes become one contiguous last axis first.
+        moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
+        kept = moved.shape[:x.ndim - len(axes)]
+        count = int(np.prod(moved.shape[x.ndim - len(axes):]))
+        rows = np.ascontiguousarray(moved).reshape(kept + (count,))
+        return np.expand_dims(np.sum(rows, axis=-1, dtype=node.dtype), axes)
     if k == ir.RKind.SUM:
         return np.sum(x, axis=axes, keepdims=True, dtype=node.dtype)
     if k == ir.RKind.PROD:
