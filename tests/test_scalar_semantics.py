@@ -118,8 +118,6 @@ def binary_kernel_source(da: str, db: str) -> tuple[str, list[int]]:
         if da == db == "bool" and any(op in expr for op in ("+", "-", "*", "/", "%", "<<",
                                                              ">>", "**", "pow")):
             continue  # arithmetic on two bools is an error in nbx (LANGUAGE.md section 5)
-        if {da, db} == {"u64", "i64"} and any(op in expr for op in "<>=!"):
-            continue  # see test_u64_i64_comparisons_are_exact
         used.append(i)
         types.append(f"{NAME[want.dtype]}[n]")
         exprs.append(expr)
@@ -348,13 +346,14 @@ def test_casts_match_numpy(cast_kernels, src):
     check()
 
 
-@pytest.mark.xfail(strict=True, reason="check.py promotes u64 with i64 to f64 for comparisons; "
-                   "NumPy 2 compares them exactly")
-def test_u64_i64_comparisons_are_exact():
-    m = nbx.compile("kernel f(a: u64[n], b: i64[n]) -> (bool[n], bool[n]):\n"
-                    "    return a == b, a > b\n", parallel=False)
-    a = np.array([2**63, 2**64 - 1, 2**53 + 1], np.uint64)
-    b = np.array([2**63 - 1, -1, 2**53], np.int64)
-    for eq, gt in (m.f(a, b), m.f.reference(a, b)):
-        np.testing.assert_array_equal(eq, a == b)
-        np.testing.assert_array_equal(gt, a > b)
+def test_u64_signed_comparisons_are_exact():
+    m = nbx.compile("kernel f(a: u64[n], b: i64[n]) -> (bool[n], bool[n], bool[n], bool[n], "
+                    "bool[n], bool[n], bool[n]):\n"
+                    "    return a == b, a != b, a < b, a <= b, a > b, a >= b, b < a\n",
+                    parallel=False)
+    a = np.array([2**63, 2**64 - 1, 2**53 + 1, 0, 5, 2**63 - 1], np.uint64)
+    b = np.array([2**63 - 1, -1, 2**53, -(2**63), 5, 2**63 - 1], np.int64)
+    expected = (a == b, a != b, a < b, a <= b, a > b, a >= b, b < a)
+    for got in (m.f(a, b), m.f.reference(a, b)):
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(g, e)

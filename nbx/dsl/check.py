@@ -690,6 +690,9 @@ class _Checker:
             if op == Op.SIGN and kinds[0] == "b":
                 raise bad(0, "sign() of a bool")
             if rule == Rule.COMPARE:
+                exact = self.compare_u64_signed(op, args, span)
+                if exact is not None:
+                    return exact
                 operand = self.common_compare(args, span)
             else:
                 operand = self.common(args, span, arg_spans)
@@ -711,6 +714,26 @@ class _Checker:
         if all(isinstance(n, ir.Const) for n in nodes):
             return self.fold_const(node, span)
         return node
+
+    _FLIPPED = {Op.LT: Op.GT, Op.LE: Op.GE, Op.GT: Op.LT, Op.GE: Op.LE, Op.EQ: Op.EQ,
+                Op.NE: Op.NE}
+
+    def compare_u64_signed(self, op: Op, args: list[Value], span: Span) -> Value | None:
+        """u64 against a signed integer, exactly, as NumPy 2 compares them (promoting both to
+        f64 would round): a negative signed value is below every u64; otherwise compare as u64.
+        None where the ordinary promotion is exact."""
+        if any(isinstance(a, Weak) for a in args):
+            return None
+        a, b = args
+        if a.dtype.kind == "i" and b.dtype == U64:
+            a, b, op = b, a, self._FLIPPED[op]
+        if not (a.dtype == U64 and b.dtype.kind == "i"):
+            return None
+        negative = self.apply(Op.LT, [b, Weak(0)], span)
+        unsigned = self.apply(op, [a, ir.Cast(U64, b.dims, b)], span)
+        if op in (Op.GT, Op.GE, Op.NE):   # a > (negative b) always holds
+            return self.apply(Op.OR, [negative, unsigned], span)
+        return self.apply(Op.AND, [self.apply(Op.NOT, [negative], span), unsigned], span)
 
     def dtype_of(self, v: Value) -> np.dtype:
         return weak_default(v.value) if isinstance(v, Weak) else v.dtype
