@@ -96,7 +96,7 @@ def numpy_results(a, b, e):
     """The ops NumPy computes for these dtypes, with their results (None where it refuses)."""
     out = []
     with np.errstate(all="ignore"):
-        for expr, fn, tol in BINARY:
+        for _expr, fn, _tol in BINARY:
             try:
                 want = np.asarray(fn(a, b, e))
             except (TypeError, ValueError):  # e.g. bool - bool, u64 << i64

@@ -9,6 +9,9 @@ innermost loop walks the last dimension (contiguous for C-ordered inputs). Reduc
 - the outermost dimension reduced: blocks of a fixed number of rows (a function of the shape
   only, so results do not depend on the thread count), one partial per block, combined after
   the parallel loop (pairwise for float sums).
+
+Float sums never chain more than SUM_CHUNK plain additions: longer chains go through Kahan's
+compensated addition (`_nbx_kadd`), which keeps them within LANGUAGE.md section 6's bound.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .base import CodeBuilder, ctor, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
 MAX_PARTIAL_BLOCKS = 64  # partial buffers with kept dims have at most this many blocks
+#                          (unless they hold float sums: then blocks have <= SUM_CHUNK rows)
 # Float sums: an innermost loop that a sum runs through goes in chunks of this many iterations,
 # plain (vectorised) additions inside a chunk, each chunk's sum then added with compensation.
 # A long chain of plain additions (a row of a million, rows added one by one into a column
@@ -722,7 +726,7 @@ class _StageBody:
         for r in self.row_spanning():
             name = self.e.buffers[r]
             inner = [d for d in r.dims if d != self.space[0]]
-            for j, d in enumerate(inner):
+            for d in inner:
                 b.line(f"for {self.e.loop(d)} in range({self.e.length(d)}):")
                 b.level += 1
             idx = self.e.index(r.dims)
