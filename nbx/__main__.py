@@ -1,0 +1,7 @@
+"""`python -m nbx` is `nbxc`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
