@@ -16,7 +16,6 @@ from .dsl import ast, check, ir
 from .dsl.types import BOOL, DTYPES, F64, I64, U64, is_type_variable
 
 _MISSING = object()
-_EMPTY_FORBIDDEN = (ir.RKind.MIN, ir.RKind.MAX, ir.RKind.ARGMIN, ir.RKind.ARGMAX)
 
 
 def _plural(n: int, word: str) -> str:
@@ -74,8 +73,7 @@ class _Specialization:
         self.source = source
         self.path = path
         self.entry = entry
-        self.empty_checks = [(r.kind.value, r.over, r.span) for r in plan.reductions
-                             if r.kind in _EMPTY_FORBIDDEN]
+        self.empty_checks = ir.empty_checks(kernel_ir)
         self.result_dtypes = [r.dtype for r in kernel_ir.results]
         self.result_axes = [r.axes for r in kernel_ir.results]
 
@@ -165,23 +163,15 @@ class Kernel:
         from .dsl.reference import evaluate
         values, binding, lengths = self._bind(args, kwargs)
         kernel_ir = self._module._compiler.check_kernel(self._def, binding)
-        self._check_empty_ir(kernel_ir, lengths)
+        self._check_empty(ir.empty_checks(kernel_ir), lengths)
         try:
             results = evaluate(kernel_ir, values, lengths)
         except ValueError as err:
             raise ValueError(f"{self.name}(): {err}") from None
         return tuple(results) if self._def.tuple_result else results[0]
 
-    def _check_empty_ir(self, kernel_ir: ir.KernelIR, lengths: dict[str, int]) -> None:
-        roots = [r.expr for r in kernel_ir.results]
-        self._check_empty_list([(n.kind.value, n.over, n.span) for n in ir.topo_order(roots)
-                                if isinstance(n, ir.Reduce) and n.kind in _EMPTY_FORBIDDEN],
-                               lengths)
-
-    def _check_empty(self, spec: _Specialization, lengths: dict[str, int]) -> None:
-        self._check_empty_list(spec.empty_checks, lengths)
-
-    def _check_empty_list(self, checks, lengths: dict[str, int]) -> None:
+    def _check_empty(self, checks, lengths: dict[str, int]) -> None:
+        """ValueError for a min/max/argmin/argmax over a zero-length dimension."""
         for kind, over, span in checks:
             for d in over:
                 if lengths[d] == 0:
@@ -190,7 +180,7 @@ class Kernel:
                                      f"{where}: an empty {kind} has no value")
 
     def _run(self, spec: _Specialization, values: list, lengths: dict[str, int], out):
-        self._check_empty(spec, lengths)
+        self._check_empty(spec.empty_checks, lengths)
         outs, final = self._outputs(spec, lengths, out, values)
         err = np.zeros(1, np.int64)
         spec.entry(*values, *outs, err, *[lengths[d] for d in spec.ir.dims])

@@ -24,9 +24,6 @@ from .base import CodeBuilder
 # the parallel one: starting the thread pool costs about 2 microseconds per parallel region.
 SERIAL_BELOW = 32768
 
-_EMPTY_FORBIDDEN = (ir.RKind.MIN, ir.RKind.MAX, ir.RKind.ARGMIN, ir.RKind.ARGMAX)
-
-
 def needs_error_flag(plan: Plan) -> bool:
     """Whether the kernel can report a call-time error through its `_err` array."""
     for stage in plan.stages:
@@ -72,7 +69,7 @@ def emit_fast_call(b: CodeBuilder, plan: Plan, entry: str, serial_entry: str | N
                 else:
                     b.line(f"{length_name(d)} = {arg}.shape[{axis}]")
                     seen.add(d)
-        forbidden = sorted({d for r in plan.reductions if r.kind in _EMPTY_FORBIDDEN
+        forbidden = sorted({d for r in plan.reductions if r.kind in ir.NO_EMPTY_VALUE
                             for d in r.over})
         if forbidden:
             cond = " or ".join(f"{length_name(d)} == 0" for d in forbidden)

@@ -31,6 +31,16 @@ class RKind(Enum):
     ARGMAX = "argmax"
 
 
+# Reductions that have no value over an empty dimension: a call raises ValueError instead.
+NO_EMPTY_VALUE = frozenset({RKind.MIN, RKind.MAX, RKind.ARGMIN, RKind.ARGMAX})
+
+
+def empty_checks(kernel: KernelIR) -> list[tuple[str, tuple[str, ...], Span | None]]:
+    """(reduction name, dimensions it reduces, where) for each reduction in NO_EMPTY_VALUE."""
+    return [(n.kind.value, n.over, n.span) for n in topo_order(r.expr for r in kernel.results)
+            if isinstance(n, Reduce) and n.kind in NO_EMPTY_VALUE]
+
+
 @dataclass(frozen=True)
 class Node:
     dtype: np.dtype
