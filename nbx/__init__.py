@@ -1,8 +1,10 @@
 """nbx: a compiler for array kernels over named dimensions, built on Numba."""
 
+from .cache import CacheError, CacheWarning
 from .dsl.compile import compile, load
 from .dsl.source import CompileError
 from .runtime import Kernel, Module
 
 __version__ = "0.1.0"
-__all__ = ["compile", "load", "CompileError", "Kernel", "Module", "__version__"]
+__all__ = ["compile", "load", "CompileError", "CacheError", "CacheWarning", "Kernel", "Module",
+           "__version__"]

@@ -1,128 +1,95 @@
 """bind: compiled stages -> nbx.Kernel, the callable users hold.
 
-A Kernel checks and converts its arguments (LANGUAGE.md section 7), binds type variables,
-compiles one specialisation per binding (lazily, once, under a lock), allocates the outputs and
-calls the generated entry point. Messages name the kernel, the parameter, what was expected and
-what was given.
+The calling convention itself (argument checks, type-variable binding, outputs, messages) is
+nbx/callconv.py, shared word for word with standalone modules from `nbxc compile`. This file
+adds what only a live compiler can give: specialisations compiled on demand, the reference
+interpreter, the plan, the generated source and what Numba made of it.
 """
 
 from __future__ import annotations
 
-import threading
+import time
 
 import numpy as np
 
-from .dsl import ast, check, ir
-from .dsl.types import BOOL, DTYPES, F64, I64, U64, is_type_variable
-
-_MISSING = object()
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
+from .callconv import Compiled, KernelBase
+from .dsl import ast, ir
+from .dsl.compile import ms, report, verbose
+from .dsl.types import DTYPES
 
 
-def _a(word: str) -> str:
-    """The word with its indefinite article: 'an int32', 'a uint8', 'a float64'."""
-    return f"{'an' if word[:1] in 'aeioAEIO' else 'a'} {word}"
-
-
-def describe_value(value) -> str:
-    """How a given argument is described in error messages."""
-    if value is None:
-        return "None"
-    if isinstance(value, np.ndarray):
-        return f"{value.dtype} array of shape {value.shape}"
-    if isinstance(value, np.generic):
-        return f"{value.dtype} scalar"
-    if isinstance(value, (bool, int, float)):
-        return f"Python {type(value).__name__} {value!r}"
-    if isinstance(value, (list, tuple)):
-        return f"{type(value).__name__} of length {len(value)}"
-    return f"{type(value).__module__}.{type(value).__qualname__}" \
-        if type(value).__module__ != "builtins" else type(value).__name__
-
-
-class _ParamSpec:
-    __slots__ = ("name", "index", "spec", "dtype", "typevar", "axes", "ndim")
-
-    def __init__(self, index: int, p: ast.Param):
-        self.name = p.name
-        self.index = index
-        self.spec = p.type.dtype
-        self.typevar = p.type.dtype if is_type_variable(p.type.dtype) else None
-        self.dtype = None if self.typevar else DTYPES[p.type.dtype]
-        self.axes = p.type.dims
-        self.ndim = None if p.type.dims is None else len(p.type.dims)
-
-    def expected(self, dtype) -> str:
-        what = str(dtype) if dtype is not None else f"{self.typevar} (any dtype)"
-        if self.axes is None:
-            return f"{_a(what)} scalar"
-        dims = ", ".join(self.axes)
-        return f"{_a(what)} array with {_plural(len(self.axes), 'dimension')} ({dims})"
-
-
-class _Specialization:
-    """One compiled binding of a kernel: its IR, plan, generated source and entry point."""
+class _Specialization(Compiled):
+    """One compiled binding of a kernel: the call's needs, plus its IR, plan and source."""
 
     def __init__(self, kernel_ir, plan, source, path, entry, fast):
-        self.fast = fast
+        checks = [(kind, over, span.line if span is not None else None)
+                  for kind, over, span in ir.empty_checks(kernel_ir)]
+        super().__init__(entry, fast, kernel_ir.dims, [r.dtype for r in kernel_ir.results],
+                         [r.axes for r in kernel_ir.results], checks)
         self.ir = kernel_ir
         self.plan = plan
         self.source = source
         self.path = path
-        self.entry = entry
-        self.empty_checks = ir.empty_checks(kernel_ir)
-        self.result_dtypes = [r.dtype for r in kernel_ir.results]
-        self.result_axes = [r.axes for r in kernel_ir.results]
+        self.report: str | None = None   # compile times, until the first call reports them
 
 
-class Kernel:
+def numba_cache_report(spec: _Specialization) -> str:
+    """How many of the module's functions Numba loaded from its cache or compiled."""
+    from numba.core.registry import CPUDispatcher
+
+    from .backends.base import import_module
+    hits = misses = 0
+    for value in vars(import_module(spec.path)).values():
+        if isinstance(value, CPUDispatcher):
+            hits += sum(value.stats.cache_hits.values())
+            misses += sum(value.stats.cache_misses.values())
+    return f"Numba: {hits} functions from its cache, {misses} compiled"
+
+
+def signature_text(definition: ast.KernelDef) -> str:
+    """`name(x: f64[n], a: T) -> f64[n]` as declared."""
+    def type_text(t: ast.TypeExpr) -> str:
+        return t.dtype + (f"[{', '.join(t.dims)}]" if t.dims is not None else "")
+    params = ", ".join(f"{p.name}: {type_text(p.type)}" for p in definition.params)
+    results = [type_text(t) for t in definition.results]
+    ret = f"({', '.join(results)})" if definition.tuple_result else results[0]
+    return f"{definition.name}({params}) -> {ret}"
+
+
+def param_table(definition: ast.KernelDef) -> list[tuple]:
+    """(name, dtype or type variable, dimensions or None) per parameter, for KernelBase."""
+    return [(p.name, p.type.dtype, p.type.dims) for p in definition.params]
+
+
+class Kernel(KernelBase):
     """A compiled nbx kernel: call it like a NumPy function."""
 
     def __init__(self, module, definition: ast.KernelDef):
+        super().__init__(definition.name, param_table(definition), definition.tuple_result,
+                         signature_text(definition), definition.doc or "")
         self._module = module
         self._def = definition
-        self.name = definition.name
-        self._params = [_ParamSpec(i, p) for i, p in enumerate(definition.params)]
-        self._index = {p.name: p.index for p in self._params}
-        self._typevars = check.type_variables(definition)
-        self._specs: dict[tuple, _Specialization] = {}
-        self._spec_list: list[_Specialization] = []  # the same, for the fast path's loop
-        self._lock = threading.Lock()
-        self._has_out_param = "out" in self._index
-        self.signature = self._signature_text()
-        self.__doc__ = self.signature + ("\n\n" + definition.doc if definition.doc else "")
-        self.__name__ = self.name
-        self.__qualname__ = self.name
-
-    def _signature_text(self) -> str:
-        def type_text(t: ast.TypeExpr) -> str:
-            return t.dtype + (f"[{', '.join(t.dims)}]" if t.dims is not None else "")
-        params = ", ".join(f"{p.name}: {type_text(p.type)}" for p in self._def.params)
-        results = [type_text(t) for t in self._def.results]
-        ret = f"({', '.join(results)})" if self._def.tuple_result else results[0]
-        return f"{self.name}({params}) -> {ret}"
 
     def __repr__(self) -> str:
         return f"<nbx.Kernel {self.signature} target={self._module.target!r}>"
 
-    # compilation ----------------------------------------------------------------------------
-    def specialize(self, binding: dict[str, np.dtype] | None = None) -> _Specialization:
-        """The compiled specialisation for a type-variable binding (default: all f64)."""
-        if binding is None:
-            binding = {tv: F64 for tv in self._typevars}
-        key = tuple(binding[tv] for tv in self._typevars)
-        spec = self._specs.get(key)
-        if spec is None:
-            with self._lock:
-                spec = self._specs.get(key)
-                if spec is None:
-                    spec = self._module._compile_kernel(self._def, dict(binding))
-                    self._specs[key] = spec
-                    self._spec_list = self._spec_list + [spec]
-        return spec
+    def build(self, binding: dict[str, np.dtype]) -> _Specialization:
+        return self._module._compile_kernel(self._def, binding)
+
+    def _run(self, spec, values, lengths, out):
+        if spec.report is None or not verbose():
+            return super()._run(spec, values, lengths, out)
+        # The first call of a new specialisation always comes here (the fast path only knows
+        # specialisations built before): time Numba's compile or cache load within it.
+        t0 = time.perf_counter()
+        try:
+            return super()._run(spec, values, lengths, out)
+        finally:
+            t1 = time.perf_counter()
+            binding = ", ".join(f"{tv}={dt}" for tv, dt in spec.ir.binding)
+            report(f"{self.name}{f' [{binding}]' if binding else ''}: {spec.report}, first "
+                   f"call {ms(t1 - t0)} ({numba_cache_report(spec)})")
+            spec.report = None
 
     @property
     def source(self) -> str:
@@ -140,271 +107,44 @@ class Kernel:
         return {tv: (DTYPES[v] if isinstance(v, str) else np.dtype(v))
                 for tv, v in binding.items()}
 
-    # calls ----------------------------------------------------------------------------------
-    def __call__(self, *args, **kwargs):
-        if not kwargs:
-            # the generated fast path takes exact arrays of a compiled binding, else says None
-            for spec in self._spec_list:
-                try:
-                    result = spec.fast(*args)
-                except TypeError:  # wrong number of arguments: the checked path says so
-                    break
-                if result is not None:
-                    return result
-        out = _MISSING
-        if not self._has_out_param and "out" in kwargs:
-            out = kwargs.pop("out")
-        values, binding, lengths = self._bind(args, kwargs)
-        spec = self.specialize(binding)
-        return self._run(spec, values, lengths, None if out is _MISSING else out)
+    # what Numba made of it -------------------------------------------------------------------
+    def inspect_llvm(self) -> dict[str, str]:
+        """LLVM IR of every compiled function, keyed by specialisation (like Numba's)."""
+        return self._inspect("inspect_llvm")
 
+    def inspect_asm(self) -> dict[str, str]:
+        """Machine code of every compiled function, keyed by specialisation."""
+        return self._inspect("inspect_asm")
+
+    def inspect_ptx(self) -> dict[str, str]:
+        """PTX of every compiled CUDA kernel, keyed by specialisation (CUDA targets only)."""
+        raise TypeError(f"{self.name}(): inspect_ptx() needs a CUDA target; this kernel is "
+                        f"compiled for {self._module.target!r} (try inspect_asm())")
+
+    def _inspect(self, what: str) -> dict[str, str]:
+        from .backends import load_backend
+        if not self._specs:
+            self.specialize()
+        backend = load_backend(self._module.target)
+        out = {}
+        for key, spec in list(self._specs.items()):
+            label = ", ".join(f"{tv}={dt}" for tv, dt in zip(self._typevars, key))
+            out[label or self.signature] = backend.inspect(spec, what)
+        return out
+
+    # the semantics' definition ---------------------------------------------------------------
     def reference(self, *args, **kwargs):
         """Results computed by the NumPy reference interpreter (the semantics' definition)."""
         from .dsl.reference import evaluate
         values, binding, lengths = self._bind(args, kwargs)
         kernel_ir = self._module._compiler.check_kernel(self._def, binding)
-        self._check_empty(ir.empty_checks(kernel_ir), lengths)
+        self._check_empty([(k, o, s.line if s is not None else None)
+                           for k, o, s in ir.empty_checks(kernel_ir)], lengths)
         try:
             results = evaluate(kernel_ir, values, lengths)
         except ValueError as err:
             raise ValueError(f"{self.name}(): {err}") from None
         return tuple(results) if self._def.tuple_result else results[0]
-
-    def _check_empty(self, checks, lengths: dict[str, int]) -> None:
-        """ValueError for a min/max/argmin/argmax over a zero-length dimension."""
-        for kind, over, span in checks:
-            for d in over:
-                if lengths[d] == 0:
-                    where = f" (line {span.line})" if span is not None else ""
-                    raise ValueError(f"{self.name}(): {kind}() over dimension {d} of length 0"
-                                     f"{where}: an empty {kind} has no value")
-
-    def _run(self, spec: _Specialization, values: list, lengths: dict[str, int], out):
-        self._check_empty(spec.empty_checks, lengths)
-        outs, final = self._outputs(spec, lengths, out, values)
-        err = np.zeros(1, np.int64)
-        spec.entry(*values, *outs, err, *[lengths[d] for d in spec.ir.dims])
-        if err[0]:
-            raise ValueError(f"{self.name}(): integers to negative integer powers are not "
-                             "allowed")
-        results = []
-        for i, o in enumerate(outs):
-            target = final[i]
-            if target is not None:
-                if spec.result_axes[i] is None:
-                    target[()] = o[0]
-                else:
-                    np.copyto(target, o)
-                results.append(target)
-            elif spec.result_axes[i] is None:
-                results.append(o[0])
-            else:
-                results.append(o)
-        return tuple(results) if self._def.tuple_result else results[0]
-
-    def _outputs(self, spec: _Specialization, lengths, out, values):
-        """Arrays the entry point writes, and the user's out= arrays to copy them into."""
-        n = len(spec.result_dtypes)
-        if out is None:
-            given = [None] * n
-        elif self._def.tuple_result:
-            if not isinstance(out, tuple) or len(out) != n:
-                raise TypeError(f"{self.name}(): out must be a tuple of {n} arrays (or None "
-                                f"entries), got {describe_value(out)}")
-            given = list(out)
-        else:
-            given = [out]
-        outs, final = [], []
-        for i, (dtype, axes) in enumerate(zip(spec.result_dtypes, spec.result_axes, strict=True)):
-            shape = tuple(lengths[d] for d in axes) if axes is not None else ()
-            o = given[i]
-            if o is None:
-                outs.append(np.empty(shape if axes is not None else (1,), dtype))
-                final.append(None)
-                continue
-            label = "out" if n == 1 else f"out[{i}]"
-            if not isinstance(o, np.ndarray) or o.dtype != dtype or o.shape != shape:
-                raise TypeError(f"{self.name}(): {label} must be {_a(str(dtype))} array of "
-                                f"shape {shape}, got {describe_value(o)}")
-            if not o.flags.writeable:
-                raise ValueError(f"{self.name}(): {label} is read-only")
-            for j in range(i):
-                # two results cannot both be kept in one memory: refuse rather than lose one
-                if given[j] is not None and np.may_share_memory(o, given[j]):
-                    raise ValueError(f"{self.name}(): out[{j}] and out[{i}] overlap: each "
-                                     "result needs its own array")
-            overlaps = any(isinstance(v, np.ndarray) and np.may_share_memory(o, v)
-                           for v in values)
-            if axes is None or overlaps:
-                outs.append(np.empty(shape if axes is not None else (1,), dtype))
-                final.append(o)
-            else:
-                outs.append(o)
-                final.append(None)
-        return outs, final
-
-    def _bind(self, args, kwargs):
-        """Checked and converted arguments, the type-variable binding, and dimension lengths."""
-        params = self._params
-        if len(args) > len(params):
-            raise TypeError(f"{self.name}() takes {_plural(len(params), 'argument')}, "
-                            f"got {len(args)}")
-        values = list(args) + [_MISSING] * (len(params) - len(args))
-        for key, value in kwargs.items():
-            i = self._index.get(key)
-            if i is None:
-                raise TypeError(f"{self.name}() got an unexpected keyword argument '{key}'")
-            if values[i] is not _MISSING:
-                raise TypeError(f"{self.name}() got multiple values for argument '{key}'")
-            values[i] = value
-        for p in params:
-            if values[p.index] is _MISSING:
-                raise TypeError(f"{self.name}() missing argument '{p.name}'")
-        binding: dict[str, np.dtype] = {}
-        bound_by: dict[str, str] = {}
-        deferred = []
-        for p in params:
-            v = values[p.index]
-            if p.typevar is not None and p.typevar not in binding:
-                dt = _binding_dtype(v)
-                if dt is None:
-                    deferred.append(p)
-                    continue
-                binding[p.typevar] = dt
-                bound_by[p.typevar] = p.name
-            values[p.index] = self._convert(p, v, binding, bound_by)
-        # A type variable that only Python values use binds to what NumPy makes of all of
-        # them together (pair(1, 2.5) binds T to f64), not to the first one's type.
-        python_only: dict[str, list[np.dtype]] = {}
-        for p in deferred:
-            if p.typevar not in binding:
-                python_only.setdefault(p.typevar, []).append(
-                    _python_dtype(values[p.index], p, self.name))
-        for tv, dtypes in python_only.items():
-            binding[tv] = np.result_type(*dtypes)
-        for p in deferred:
-            values[p.index] = self._convert(p, values[p.index], binding, bound_by)
-        lengths: dict[str, int] = {}
-        owner: dict[str, str] = {}
-        for p in params:
-            if p.axes is None:
-                continue
-            shape = values[p.index].shape
-            for d, n in zip(p.axes, shape, strict=True):
-                seen = lengths.get(d)
-                if seen is None:
-                    lengths[d] = n
-                    owner[d] = p.name
-                elif seen != n:
-                    raise ValueError(f"{self.name}(): dimension {d} is {seen} in {owner[d]} "
-                                     f"but {n} in {p.name}")
-        return values, binding, lengths
-
-    def _convert(self, p: _ParamSpec, v, binding, bound_by):
-        if p.typevar is None:
-            return self._convert_to(p, v, p.dtype)
-        dtype = binding[p.typevar]
-        owner = bound_by.get(p.typevar, p.name)
-        try:
-            given = _binding_dtype(v)
-            if p.axes is None and given is not None and given != dtype:
-                # a NumPy scalar takes part in binding like an array: another dtype is a
-                # mismatch, not a cast (whichever of the two comes first)
-                raise TypeError(f"{self.name}(): {p.name} must be {p.expected(dtype)}, got "
-                                f"{describe_value(v)}")
-            return self._convert_to(p, v, dtype)
-        except TypeError as err:
-            if owner == p.name:
-                raise
-            raise TypeError(f"{err} ({p.typevar} is {dtype}, bound by {owner})") from None
-
-    def _convert_to(self, p: _ParamSpec, v, dtype: np.dtype):
-        if p.axes is not None:
-            return _convert_array(self.name, p, v, dtype)
-        return _convert_scalar(self.name, p, v, dtype)
-
-
-def _binding_dtype(v):
-    """The dtype an argument binds a type variable to, or None for Python values."""
-    if isinstance(v, np.ndarray) and v.dtype in _DTYPE_SET:
-        return v.dtype
-    if isinstance(v, np.generic) and v.dtype in _DTYPE_SET:
-        return v.dtype
-    return None
-
-
-_DTYPE_SET = set(DTYPES.values())
-
-
-def _python_dtype(v, p: _ParamSpec, kernel: str) -> np.dtype:
-    if isinstance(v, bool):
-        return BOOL
-    if isinstance(v, int):
-        return I64 if -2**63 <= v < 2**63 else U64
-    if isinstance(v, float):
-        return F64
-    if isinstance(v, (list, tuple)):
-        try:
-            arr = np.asarray(v)
-        except (ValueError, TypeError):
-            arr = None
-        if arr is not None and arr.dtype in _DTYPE_SET:
-            return arr.dtype
-    raise TypeError(f"{kernel}(): {p.name} must be {p.expected(None)}, got {describe_value(v)}")
-
-
-def _convert_array(kernel: str, p: _ParamSpec, v, dtype: np.dtype) -> np.ndarray:
-    if type(v) is not np.ndarray:
-        if isinstance(v, np.ma.MaskedArray):
-            raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got a masked "
-                            "array (nbx does not apply masks: pass arr.filled(value) or "
-                            "arr.compressed())")
-        if isinstance(v, np.ndarray):
-            v = np.asarray(v)
-        elif isinstance(v, (list, tuple)):
-            try:
-                v = np.asarray(v, dtype=dtype)
-            except (ValueError, TypeError, OverflowError) as err:
-                raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got a "
-                                f"{type(v).__name__} that does not convert ({err})") from None
-        else:
-            raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
-                            f"{describe_value(v)}")
-    if v.dtype is not dtype and v.dtype != dtype or v.ndim != p.ndim:
-        raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
-                        f"{describe_value(v)}")
-    return v
-
-
-def _convert_scalar(kernel: str, p: _ParamSpec, v, dtype: np.dtype):
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        v = v[()]
-    if isinstance(v, bool):
-        src = BOOL
-    elif isinstance(v, int):
-        src = I64
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            if not info.min <= v <= info.max:
-                raise ValueError(f"{kernel}(): {p.name} = {v} is out of range for {dtype}")
-            return dtype.type(v)
-        if dtype.kind == "b":
-            src = I64
-    elif isinstance(v, float):
-        src = F64
-    elif isinstance(v, np.generic) and v.dtype.kind in "biufc":
-        src = v.dtype   # also float16, longdouble, complex: can_cast decides
-    else:
-        raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
-                        f"{describe_value(v)}")
-    if not np.can_cast(src, dtype, casting="same_kind"):
-        raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
-                        f"{describe_value(v)} (not a same-kind conversion)")
-    with np.errstate(all="ignore"):
-        try:
-            return dtype.type(v)
-        except OverflowError:  # a Python int beyond any float (10**400)
-            raise ValueError(f"{kernel}(): {p.name} = {v} is out of range for {dtype}") from None
 
 
 class Module:

@@ -1,22 +1,19 @@
 """What every backend shares: the source builder, names, literals, and the module loader.
 
 Generated code is a real file: written into the cache directory under a content hash and
-imported from there, so that Numba's cache=True works and tracebacks show real lines.
+imported from there, so that Numba's cache=True works and tracebacks show real lines. The
+cache itself (keys, checks, recovery) is nbx/cache.py; its loader functions are re-exported
+here for the backends.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
-import os
-import sys
-import tempfile
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_root, import_module, store_module, write_module  # noqa: F401
 from ..dsl.types import dtype_name
 
 
@@ -71,42 +68,3 @@ def literal(value, dtype: np.dtype) -> str:
             text = repr(v)
         return f"{ctor(dtype)}({text})"
     return f"{ctor(dtype)}({int(value)!r})"
-
-
-def cache_root() -> Path:
-    """NBX_CACHE_DIR, else the platform's user cache directory; created private (0700)."""
-    env = os.environ.get("NBX_CACHE_DIR")
-    if env:
-        root = Path(env)
-    else:
-        import platformdirs
-        root = Path(platformdirs.user_cache_dir("nbx"))
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return root
-
-
-def write_module(source: str, cache: bool) -> Path:
-    """Write generated source under its content hash (atomically) and return the path."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
-    directory = cache_root() / "modules" if cache else Path(tempfile.mkdtemp(prefix="nbx-"))
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / f"nbx_{digest}.py"
-    if path.exists() and path.read_text() == source:
-        return path
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".py")
-    with os.fdopen(fd, "w") as f:
-        f.write(source)
-    os.replace(tmp, path)
-    return path
-
-
-def import_module(path: Path):
-    """Import a generated module from its file (one module object per file per process)."""
-    name = f"_nbx_generated.{path.stem}"
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module

@@ -34,13 +34,13 @@ def needs_error_flag(plan: Plan) -> bool:
     return False
 
 
-def emit_fast_call(b: CodeBuilder, plan: Plan, entry: str, serial_entry: str | None,
-                   param_name, length_name) -> None:
-    """Append `fast_<kernel>(params...)` to the module being built."""
+def emit_fast_call(b: CodeBuilder, plan: Plan, name: str, entry: str,
+                   serial_entry: str | None, param_name, length_name) -> None:
+    """Append the fast path `name(params...)` (fast_<kernel>) to the module being built."""
     k = plan.kernel
     dtypes = sorted({p.dtype.name for p in k.params} | {r.dtype.name for r in k.results})
-    for name in dtypes:
-        b.line(f"_{name} = np.dtype({name!r})")
+    for dtype in dtypes:
+        b.line(f"_{dtype} = np.dtype({dtype!r})")
     b.line("_ndarray = np.ndarray")
     error_flag = needs_error_flag(plan)
     if not error_flag:
@@ -48,7 +48,7 @@ def emit_fast_call(b: CodeBuilder, plan: Plan, entry: str, serial_entry: str | N
     b.line("")
     b.line("")
     params = [param_name(p.name) for p in k.params]
-    with b.block(f"def fast_{k.name}({', '.join(params)}):"):
+    with b.block(f"def {name}({', '.join(params)}):"):
         b.line('"""The common call, unchecked beyond identity tests; None: use the checked '
                'path."""')
         seen: set[str] = set()

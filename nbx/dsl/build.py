@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast as pyast
 import hashlib
+import sys
 import warnings
 from functools import lru_cache
 from importlib import resources
@@ -64,14 +65,15 @@ def _parser() -> Lark:
     options = dict(parser="lalr", postlex=_NbxIndenter(), propagate_positions=True,
                    strict=True, maybe_placeholders=True)
     # Building the LALR tables (and strict mode's regex-collision check) takes a few hundred
-    # milliseconds; Lark keeps the built parser in our private cache directory, keyed by the
-    # grammar's hash, so a new process starts fast.
-    try:
-        from ..backends.base import cache_root
-        digest = hashlib.sha256((grammar + lark.__version__).encode()).hexdigest()[:16]
-        return Lark(grammar, cache=str(cache_root() / f"parser-{digest}.lark"), **options)
-    except OSError:  # no writable cache directory: build it in memory
-        return Lark(grammar, **options)
+    # milliseconds, so the built parser is kept in nbx's private cache directory, keyed by
+    # grammar, options and versions. Not with Lark's cache=: it writes in place (a process
+    # starting meanwhile reads a torn pickle) and keeps no hash of what it wrote.
+    from ..cache import cached_object
+    key = repr((grammar, sorted((k, repr(v)) for k, v in options.items() if k != "postlex"),
+                lark.__version__, sys.version_info[:2]))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cached_object(f"parser-{digest}.pickle", lambda: Lark(grammar, **options),
+                         Lark.save, Lark.load)
 
 
 # Labelled examples for syntax errors: Lark finds the one whose parser state matches best.

@@ -109,12 +109,18 @@ def check_def_names(env: ModuleEnv, d: ast.DefDef) -> None:
         names.add(name)
 
 
-def check_module(env: ModuleEnv) -> None:
-    """Check everything that does not depend on a type-variable binding, now."""
-    for name in env.consts:
-        const_value(env, name)
-    for kernel in env.kernels.values():
-        check_generic(env, kernel)
+def check_module(env: ModuleEnv, on_error=None) -> None:
+    """Check everything that does not depend on a type-variable binding, now. With
+    `on_error`, each const's and kernel's first error goes there and checking goes on."""
+    items = [(const_value, name) for name in env.consts]
+    items += [(check_generic, kernel) for kernel in env.kernels.values()]
+    for check, item in items:
+        try:
+            check(env, item)
+        except CompileError as err:
+            if on_error is None:
+                raise
+            on_error(err)
 
 
 def check_generic(env: ModuleEnv, kernel: ast.KernelDef) -> None:

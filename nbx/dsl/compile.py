@@ -10,7 +10,9 @@ that turns an unexpected internal error into a CompileError (NBX_DEBUG=1 shows i
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -28,7 +30,8 @@ class Compiler:
     """Holds one module's checked definitions; specialises kernels on demand."""
 
     def __init__(self, text: str, *, filename: str = "<string>", target: str = "cpu",
-                 fastmath: bool = False, parallel: bool = True, cache: bool = True):
+                 fastmath: bool = False, parallel: bool = True, cache: bool = True,
+                 on_error=None):
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
         self.source = Source(filename, text)
@@ -39,9 +42,15 @@ class Compiler:
         self._irs: dict[tuple, ir.KernelIR] = {}
         self._lock = threading.Lock()
         with self.chokepoint():
+            t0 = time.perf_counter()
             module_ast = parse(self.source)                    # parse + build
+            t1 = time.perf_counter()
             self.env = checker.collect(module_ast, self.source)
-            checker.check_module(self.env)                     # check (default bindings)
+            checker.check_module(self.env, on_error)           # check (default bindings)
+            t2 = time.perf_counter()
+        if verbose():
+            report(f"{filename}: parse {ms(t1 - t0)}, check {ms(t2 - t1)} "
+                   f"({len(self.env.kernels)} kernels)")
 
     @contextmanager
     def chokepoint(self, where: Span | None = None):
@@ -49,7 +58,7 @@ class Compiler:
         span the stages tagged it with (source.located), else `where`, else line 1."""
         try:
             yield
-        except CompileError:
+        except (CompileError, OSError):  # OSError: the cache directory refused, a full disk
             raise
         except Exception as err:  # an internal error: never a traceback for the user
             span = getattr(err, "nbx_span", None) or where or self.source.span(1, 1)
@@ -80,13 +89,72 @@ class Compiler:
     def specialize(self, definition, binding: dict[str, np.dtype]):
         from ..backends import load_backend
         from ..runtime import _Specialization
+        t0 = time.perf_counter()
         kernel_ir = self.check_kernel(definition, binding)
         with self.chokepoint(definition.name_span):
+            t1 = time.perf_counter()
             plan = fuse(kernel_ir)                              # fuse
             backend = load_backend(self.target)
             source = backend.emit(plan, origin=self.filename, **self.options)   # emit
-            path, entry, fast = backend.load(source, plan, cache=self.options["cache"])  # load
-        return _Specialization(kernel_ir, plan, source, path, entry, fast)
+            t2 = time.perf_counter()
+            first_numba = "numba" not in sys.modules   # its import is part of the first load
+            path, entry, fast, hit = backend.load(source, plan, cache=self.options["cache"])
+            t3 = time.perf_counter()                            # load
+        spec = _Specialization(kernel_ir, plan, source, path, entry, fast)
+        spec.report = (f"check {ms(t1 - t0)}, fuse+emit {ms(t2 - t1)}, load {ms(t3 - t2)} "
+                       f"({'import numba, ' if first_numba else ''}module "
+                       f"{'from the cache' if hit else 'written'})")
+        return spec
+
+
+def diagnose(text: str, filename: str) -> list[CompileError]:
+    """Every error of a file that can be found (for nbxc check and editors), in source order.
+
+    After a syntax error the parser cannot go on, so each top-level definition (a line that
+    starts at column 1) is then parsed on its own, the rest of the file blanked out, and the
+    first syntax error of each is reported. Without syntax errors, each const's and kernel's
+    first type error is reported."""
+    try:
+        parse(Source(filename, text))
+    except CompileError as err:
+        return _syntax_errors(text, filename) or [err]
+    except Exception:  # noqa: BLE001  an internal error: the Compiler's chokepoint words it
+        pass
+    errors: list[CompileError] = []
+    try:
+        Compiler(text, filename=filename, on_error=errors.append)
+    except CompileError as err:
+        errors.append(err)
+    return sorted(errors, key=lambda e: (e.line, e.column))
+
+
+def _syntax_errors(text: str, filename: str) -> list[CompileError]:
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line[:1] not in ("", " ", "\t", "#")]
+    errors = []
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        # the definition's own lines where they were, every other line empty: same positions
+        chunk = [line if start <= i < end else "" for i, line in enumerate(lines)]
+        try:
+            parse(Source(filename, "\n".join(chunk)))
+        except CompileError as err:
+            errors.append(err)
+        except Exception:  # noqa: BLE001  an internal error: let the first error stand alone
+            return []
+    return errors
+
+
+def verbose() -> bool:
+    """NBX_VERBOSE=1 (or nbxc -v): report compile times on stderr."""
+    return os.environ.get("NBX_VERBOSE", "") not in ("", "0")
+
+
+def report(text: str) -> None:
+    print(f"nbx: {text}", file=sys.stderr, flush=True)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def compile(text: str, *, target: str = "cpu", filename: str = "<string>",

@@ -145,12 +145,28 @@ def format_plan(plan: Plan) -> str:
             res = k.results[i]
             shape = f"[{', '.join(res.axes)}]" if res.axes else ""
             lines.append(f"    write   result {i} : {dtype_name(res.dtype)}{shape}")
+        if st.space:
+            read, written = bytes_per_element(plan, st)
+            lines.append(f"    moves   ~{read + written} bytes per element of "
+                         f"{' x '.join(st.space)} ({read} read, {written} written)")
     for group in plan.row_groups:
         d0 = plan.stages[group[0]].space[0]
         lines.append(f"  stages {', '.join(map(str, group))} run row by row in one parallel "
                      f"loop over {d0}")
     lines.append("  temporaries: none (element-wise values are recomputed in each pass)")
     return "\n".join(lines)
+
+
+def bytes_per_element(plan: Plan, stage: Stage) -> tuple[int, int]:
+    """Estimated memory traffic of one stage per element of its iteration space: arrays that
+    span the whole space count their item size (read or written once per element); arrays and
+    reduction buffers over fewer dimensions are reused across the missing ones, counted 0."""
+    full = set(stage.space)
+    read = sum(n.dtype.itemsize for n in stage_nodes(stage.roots)
+               if isinstance(n, ir.Param) and n.axes is not None and set(n.axes) == full)
+    written = sum(plan.kernel.results[i].dtype.itemsize for i, _ in stage.stores
+                  if set(plan.kernel.results[i].axes or ()) == full)
+    return read, written
 
 
 def stage_nodes(roots, leaves=()) -> list[ir.Node]:

@@ -11,12 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DTYPES: dict[str, np.dtype] = {
-    "bool": np.dtype(np.bool_), "i8": np.dtype(np.int8), "i16": np.dtype(np.int16),
-    "i32": np.dtype(np.int32), "i64": np.dtype(np.int64), "u8": np.dtype(np.uint8),
-    "u16": np.dtype(np.uint16), "u32": np.dtype(np.uint32), "u64": np.dtype(np.uint64),
-    "f32": np.dtype(np.float32), "f64": np.dtype(np.float64),
-}
+from ..callconv import DTYPES  # the ten dtypes by nbx name (defined with the calling convention)
+
 NAMES: dict[np.dtype, str] = {v: k for k, v in DTYPES.items()}
 RESERVED_DTYPES = {"c64", "c128", "f16"}
 BOOL, I64, U64, F64 = DTYPES["bool"], DTYPES["i64"], DTYPES["u64"], DTYPES["f64"]

@@ -1,0 +1,187 @@
+"""emit (standalone): a whole .nbx file -> one Python module that needs numpy and numba only.
+
+`nbxc compile` writes it. It holds every kernel's compiled functions (one set per
+specialisation), then nbx's calling convention copied verbatim from nbx/callconv.py (and the
+backend's runtime files), then one plain function per kernel with its docstring:
+
+    def normalize(*args, **kwargs):
+        \"\"\"normalize(x: f64[n]) -> f64[n] ...\"\"\"
+        return _kernel_normalize(*args, **kwargs)
+
+So a call checks its arguments, words its errors and computes its results exactly as
+nbx.load(FILE) would: the compiled functions are the same text, compiled by the same Numba.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import itertools
+import keyword
+import symtable
+from pathlib import Path
+
+from .. import __version__
+from ..dsl import check, ir
+from ..dsl.fuse import fuse
+from ..dsl.source import CompileError
+from ..dsl.types import DTYPES, dtype_name
+from ..runtime import param_table, signature_text
+from . import load_backend
+from .base import CodeBuilder
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _copied(relative: str) -> str:
+    """A runtime file of nbx's, as it is copied into the module."""
+    text = (_PACKAGE / relative).read_text()
+    return f"# ---- copied from nbx/{relative} (nbx {__version__}) ----\n{text}"
+
+
+def bindings(compiler, definition, specialize: dict[str, list[str]]) -> list[dict]:
+    """Every binding of a kernel's type variables that --specialize asks for (one {} if the
+    kernel has none); a type variable with no --specialize values is a CompileError."""
+    typevars = check.type_variables(definition)
+    missing = [tv for tv in typevars if tv not in specialize]
+    if missing:
+        example = ", ".join(f"{tv}=f32,f64" for tv in missing)
+        raise CompileError(definition.name_span, f"kernel '{definition.name}' is generic in "
+                           f"{', '.join(missing)}: a standalone module needs its dtypes "
+                           "chosen ahead of time", f"add --specialize {example} (one "
+                           "specialisation per dtype, dispatched by the arguments' dtypes)",
+                           compiler.source)
+    choices = [[DTYPES[name] for name in specialize[tv]] for tv in typevars]
+    return [dict(zip(typevars, combo)) for combo in itertools.product(*choices)]
+
+
+def emit_module(compiler, specialize: dict[str, list[str]], *, origin: str) -> str:
+    """The standalone module for every kernel of a checked file."""
+    backend = load_backend(compiler.target)
+    options = {k: v for k, v in compiler.options.items() if k != "cache"}
+    kernels = compiler.env.kernels
+    b = CodeBuilder()
+    b.line(f'"""Kernels compiled by nbxc {__version__} from {origin}: '
+           f'{", ".join(kernels) or "none"}.')
+    b.line("")
+    b.line(f"Target {compiler.target}; options: "
+           + ", ".join(f"{k}={v}" for k, v in options.items()) + ".")
+    b.line("Needs numpy and numba only. Each kernel is a function; help(kernel) shows its")
+    b.line('signature. Do not edit: regenerate with nbxc compile."""')
+    text = b.text() + backend.standalone_header(origin, "a standalone module")
+    objects = CodeBuilder()
+    for name, definition in kernels.items():
+        compiled = []
+        for binding in bindings(compiler, definition, specialize):
+            try:
+                kernel_ir = compiler.check_kernel(definition, binding)
+            except TypeError as err:   # this binding does not type-check
+                raise CompileError(definition.name_span, str(err).split("\n")[0],
+                                   None, compiler.source) from None
+            suffix = "".join(f"__{dtype_name(dt)}" for dt in binding.values())
+            with compiler.chokepoint(definition.name_span):
+                functions, entry, fast = backend.standalone_functions(
+                    fuse(kernel_ir), suffix=suffix, **options)
+            text += f"\n\n# ---- kernel {name}" + (f" ({suffix.replace('__', ' ')[1:]})"
+                                                     if suffix else "") + " ----\n" + functions
+            compiled.append((binding, kernel_ir, entry, fast))
+        _emit_kernel_object(objects, definition, compiled)
+    text += "\n\n" + _copied("callconv.py")
+    for part in backend.STANDALONE_RUNTIME:
+        text += "\n\n" + _copied(f"backends/{part}.py")
+    text += "\n\n# ---- the kernels ----\n" + backend.STANDALONE_SETUP + _KERNEL_CLASS
+    text += objects.text()
+    text += f"\n\n__all__ = {list(kernels)!r}\n"
+    _refuse_clashes(compiler, text)
+    return text
+
+
+_KERNEL_CLASS = '''
+
+class _Kernel(KernelBase):
+    """A kernel with the specialisations it was compiled for (no compiler at hand)."""
+
+    def __init__(self, name, params, tuple_result, signature, doc, compiled):
+        super().__init__(name, params, tuple_result, signature, doc)
+        for key, spec in compiled.items():
+            self._specs[tuple(DTYPES[n] for n in key)] = spec
+        self._spec_list = list(self._specs.values())
+
+    def build(self, binding):
+        names = ", ".join(f"{tv}={binding[tv]}" for tv in self._typevars)
+        have = " or ".join(", ".join(f"{tv}={dt}" for tv, dt in zip(self._typevars, key))
+                         for key in self._specs)
+        raise TypeError(f"{self.name}(): this module was compiled for {have} only; the "
+                        f"arguments need {names} (compile it again with nbxc compile "
+                        "--specialize)")
+'''
+
+
+def _emit_kernel_object(b: CodeBuilder, definition, compiled) -> None:
+    name = definition.name
+    specs = []
+    for binding, kernel_ir, entry, fast in compiled:
+        checks = [(kind, over, span.line if span is not None else None)
+                  for kind, over, span in ir.empty_checks(kernel_ir)]
+        key = tuple(dtype_name(dt) for dt in binding.values())
+        specs.append(f"    {key!r}: Compiled(_entry({entry}), _entry({fast}), "
+                     f"{kernel_ir.dims!r}, {[r.dtype.name for r in kernel_ir.results]!r}, "
+                     f"{[r.axes for r in kernel_ir.results]!r}, {checks!r}),")
+    signature = signature_text(definition)
+    doc = definition.doc or ""
+    b.line("")
+    b.line("")
+    b.line(f"_kernel_{name} = _Kernel({name!r}, {param_table(definition)!r}, "
+           f"{definition.tuple_result!r}, {signature!r}, {doc!r}, {{")
+    b.extend(specs)
+    b.line("})")
+    b.line("")
+    b.line("")
+    with b.block(f"def {name}(*args, **kwargs):"):
+        b.line(_docstring(signature + ("\n\n" + doc if doc else "")))
+        b.line(f"return _kernel_{name}(*args, **kwargs)")
+
+
+def _docstring(text: str) -> str:
+    """A triple-quoted literal where the text allows it (it reads better), else repr()."""
+    if '"""' in text or "\\" in text or text.endswith('"') or \
+            not all(c.isprintable() or c == "\n" for c in text):
+        return repr(text)
+    lines = text.split("\n")
+    return '"""' + "\n".join([lines[0]] + [("    " + t) if t else "" for t in lines[1:]]) \
+        + '"""'
+
+
+def _refuse_clashes(compiler, text: str) -> None:
+    """A kernel's function must not be a Python keyword, nor replace a global the module
+    defines or looks up (np, math, range, a compiled function's name...)."""
+    for name, definition in compiler.env.kernels.items():
+        if keyword.iskeyword(name):
+            _clash(compiler, definition, "is a Python keyword")
+    table = symtable.symtable(text, "<standalone>", "exec")
+    defined: dict[str, int] = {}
+    for node in pyast.parse(text).body:
+        targets = []
+        if isinstance(node, (pyast.FunctionDef, pyast.ClassDef)):
+            targets = [node.name]
+        elif isinstance(node, pyast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, pyast.Name)]
+        elif isinstance(node, (pyast.Import, pyast.ImportFrom)):
+            targets = [(a.asname or a.name).split(".")[0] for a in node.names]
+        for n in targets:
+            defined[n] = defined.get(n, 0) + 1
+    looked_up: set[str] = set()
+    scopes = list(table.get_children())
+    while scopes:
+        scope = scopes.pop()
+        scopes.extend(scope.get_children())
+        looked_up.update(sym.get_name() for sym in scope.get_symbols() if sym.is_global())
+    looked_up.update(sym.get_name() for sym in table.get_symbols() if sym.is_referenced())
+    for name, definition in compiler.env.kernels.items():
+        if defined.get(name, 0) > 1 or name in looked_up or name.startswith("__"):
+            _clash(compiler, definition, "is a name the module itself needs")
+
+
+def _clash(compiler, definition, why: str):
+    raise CompileError(definition.name_span, f"kernel '{definition.name}' cannot be a "
+                       f"function of a standalone Python module: '{definition.name}' {why}",
+                       "rename the kernel", compiler.source)
