@@ -16,8 +16,8 @@ implementation of a case. `peer/nbx` is the peer's median time over nbx's (>1: n
 `target` / `status` compare against the goals of the performance issue (written for a 2-core
 machine).
 
-The last section starts new Python processes: one with an empty NBX_CACHE_DIR (cold: compile
-examples/expr.nbx and call its 3 kernels once) and then others reusing that cache (warm).
+Start-up (new processes, cold and warm caches, standalone modules) is measured by
+benchmarks/startup.py.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -285,160 +283,6 @@ def overhead_case(results, mods, calls, rounds):
 
 
 # --------------------------------------------------------------------------------------------
-# New-process first-call timings
-# --------------------------------------------------------------------------------------------
-
-CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import numba
-t1 = time.perf_counter()
-import numpy as np
-# 10^5 elements: above the serial-path threshold, so the parallel code is what compiles
-n = 100_000
-a = np.linspace(0.0, 1.0, n); b = np.linspace(1.0, 2.0, n); c = np.linspace(-1.0, 1.0, n)
-t2 = time.perf_counter()
-import nbx
-t3 = time.perf_counter()
-m = nbx.load(sys.argv[1])
-t4 = time.perf_counter()
-r1 = m.poly(a, b, c); r2 = m.fma(a, b, c); r3 = m.dot(a, b)
-t5 = time.perf_counter()
-ok = (np.allclose(r1, 2*a + 3*b*c - np.sin(a)) and np.allclose(r2, a*b + c)
-      and np.allclose(r3, np.sum(a*b)))
-print(json.dumps({"import_numba": t1 - t0, "import_nbx": t3 - t2, "load": t4 - t3,
-                  "first_calls": t5 - t4, "ok": bool(ok),
-                  "total": (t1 - t0) + (t5 - t2)}))
-"""
-
-
-# The floor: what any Numba user pays in a new process for the first call of 3 cached
-# parallel=True functions (loaded from a warm Numba cache), beyond `import numba`.
-FLOOR_MODULE = r"""
-import numpy as np
-from numba import njit, prange
-
-
-@njit(parallel=True, cache=True)
-def poly(a, b, c):
-    out = np.empty_like(a)
-    for i in prange(a.shape[0]):
-        out[i] = 2.0 * a[i] + 3.0 * b[i] * c[i] - np.sin(a[i])
-    return out
-
-
-@njit(parallel=True, cache=True)
-def fma(a, b, c):
-    out = np.empty_like(a)
-    for i in prange(a.shape[0]):
-        out[i] = a[i] * b[i] + c[i]
-    return out
-
-
-@njit(parallel=True, cache=True)
-def dot(a, b):
-    s = 0.0
-    for i in prange(a.shape[0]):
-        s += a[i] * b[i]
-    return s
-"""
-
-FLOOR_CHILD = r"""
-import json, sys, time
-sys.path.insert(0, sys.argv[1])
-t0 = time.perf_counter()
-import numba
-t1 = time.perf_counter()
-import numpy as np
-a = np.linspace(0.0, 1.0, 100_000)
-t2 = time.perf_counter()
-import nbx_floor_mod as m
-m.poly(a, a, a); m.fma(a, a, a); m.dot(a, a)
-t3 = time.perf_counter()
-print(json.dumps({"import_numba": t1 - t0, "beyond": t3 - t2}))
-"""
-
-
-def floor_run(directory: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", FLOOR_CHILD, directory], capture_output=True,
-                          text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"floor child failed ({proc.returncode}):\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def child_run(cache_dir: str) -> dict:
-    env = dict(os.environ, NBX_CACHE_DIR=cache_dir)
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(EXAMPLES / "expr.nbx")],
-                          env=env, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child process failed ({proc.returncode}):\n{proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    if not out["ok"]:
-        raise Mismatch("first-call child: nbx results disagree with NumPy")
-    return out
-
-
-def startup_case(results, cold_runs: int, warm_runs: int):
-    colds, warms = [], []
-    with tempfile.TemporaryDirectory(prefix="nbx-bench-") as tmp:
-        dirs = []
-        for i in range(cold_runs):
-            d = os.path.join(tmp, f"cache{i}")          # does not exist yet: empty cache
-            colds.append(child_run(d))
-            dirs.append(d)
-        for _ in range(warm_runs):
-            warms.append(child_run(dirs[0]))
-        floor_dir = os.path.join(tmp, "floor")
-        os.mkdir(floor_dir)
-        with open(os.path.join(floor_dir, "nbx_floor_mod.py"), "w") as f:
-            f.write(FLOOR_MODULE)
-        floor_cold = floor_run(floor_dir)
-        floors = [floor_run(floor_dir) for _ in range(warm_runs)]
-
-    def med(runs, key):
-        return statistics.median(r[key] for r in runs)
-
-    cold_total = med(colds, "total")
-    cold_rest = med(colds, "load") + med(colds, "first_calls")
-    warm_beyond = statistics.median(r["total"] - r["import_numba"] for r in warms)
-    rows = [
-        {"case": "cold first call", "impl": "nbx", "seconds": cold_total,
-         "detail": (f"import numba {med(colds, 'import_numba'):.3f} + import nbx "
-                    f"{med(colds, 'import_nbx'):.3f} + load {med(colds, 'load'):.3f} + "
-                    f"3 first calls {med(colds, 'first_calls'):.3f} s "
-                    f"(load+calls {cold_rest:.3f} s; median of {len(colds)} fresh caches)"),
-         "target": "< 3 s", "status": "PASS" if cold_total < 3.0 else "MISS",
-         "runs": len(colds), "raw": colds},
-        {"case": "warm new process", "impl": "nbx", "seconds": warm_beyond,
-         "detail": (f"(import nbx + load + 3 first calls) - import numba; import numba "
-                    f"{med(warms, 'import_numba'):.3f}, import nbx "
-                    f"{med(warms, 'import_nbx'):.3f}, load {med(warms, 'load'):.3f}, "
-                    f"first calls {med(warms, 'first_calls'):.3f} s "
-                    f"(median of {len(warms)})"),
-         "target": "< 0.3 s", "status": "PASS" if warm_beyond < 0.3 else "MISS",
-         "runs": len(warms), "raw": warms},
-    ]
-    rows.append({"case": "cold first call", "impl": "numba (hand)",
-                 "seconds": floor_cold["import_numba"] + floor_cold["beyond"],
-                 "detail": "the same 3 loops as a cached @njit(parallel=True) file, empty "
-                           "Numba cache (import numba + compile + first calls)",
-                 "target": "", "status": "", "runs": 1, "raw": [floor_cold]})
-    rows.append({"case": "warm new process", "impl": "numba (hand)",
-                 "seconds": statistics.median(r["beyond"] for r in floors),
-                 "detail": "the same file from a warm Numba cache: first calls beyond import "
-                           "numba (the floor for nbx)",
-                 "target": "", "status": "", "runs": len(floors), "raw": floors})
-    rows = [rows[0], rows[2], rows[1], rows[3]]
-    for row in rows:
-        results.append(row)
-        print(f"{row['case']:<18} {row['impl']:<16} {row['seconds']:>10.3f} s  "
-              f"{'':>30} {row['target']:<22} {row['status']}")
-        print(f"{'':<18}   {row['detail']}")
-    print_rule()
-
-
-# --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
 
@@ -463,19 +307,17 @@ def main(argv=None):
                          "4000 x 5000 matrices; 2-D shapes scale by sqrt(size) per side)")
     ap.add_argument("--repeat", type=int, default=7, help="timed rounds per case (default 7)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: size 0.01, 3 rounds, short overhead and startup runs")
+                    help="smoke run: size 0.01, 3 rounds, a short overhead run")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    ap.add_argument("--skip-startup", action="store_true",
-                    help="skip the new-process cold/warm first-call measurements")
     opts = ap.parse_args(argv)
 
     size = opts.size
     repeat = opts.repeat
-    calls, rounds, cold_runs, warm_runs = 2000, 5, 3, 5
+    calls, rounds = 2000, 5
     if opts.quick:
         size = min(size, 0.01)
         repeat = min(repeat, 3)
-        calls, rounds, cold_runs, warm_runs = 500, 2, 1, 1
+        calls, rounds = 500, 2
     n = max(1000, int(round(2e7 * size)))
     side = math.sqrt(size)
     rows_m, cols_k = max(8, int(round(4000 * side))), max(8, int(round(5000 * side)))
@@ -576,10 +418,8 @@ def main(argv=None):
     del X, v
     gc.collect()
 
-    # --- per-call overhead and first calls -------------------------------------------------
+    # --- per-call overhead -----------------------------------------------------------------
     overhead_case(results, mods, calls, rounds)
-    if not opts.skip_startup:
-        startup_case(results, cold_runs, warm_runs)
 
     scored = [r for r in results if r.get("status")]
     missed = [f"{r['case']} vs {r['impl']}" for r in scored if r["status"] == "MISS"]
