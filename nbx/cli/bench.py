@@ -8,7 +8,6 @@ Out: a table (rich) or JSON on stdout; progress on stderr when it is a terminal.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import statistics
@@ -22,7 +21,7 @@ import numpy as np
 
 from .. import load
 from ..dsl.types import NAMES
-from .common import add_options, add_target, options
+from .common import add_options, add_target, options, whole_number
 from .run import add_input_options, add_kernel_option, build_inputs, results_tuple, select_kernel
 
 RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3}
@@ -42,23 +41,13 @@ def add_parser(sub) -> None:
     add_kernel_option(p)
     add_input_options(p)
     add_target(p, many=True)
-    p.add_argument("--repeat", type=parse_repeat, default=20, metavar="R",
+    p.add_argument("--repeat", type=whole_number(1), default=20, metavar="R",
                    help="steady-state calls to time, after the first (default: 20)")
     p.add_argument("--json", action="store_true",
                    help="print the measurements as JSON on stdout (times in seconds) instead "
                    "of a table")
     add_options(p)
     p.set_defaults(run=run)
-
-
-def parse_repeat(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return n
 
 
 # measuring --------------------------------------------------------------------------------

@@ -61,3 +61,16 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
 
 def options(args) -> dict:
     return {"fastmath": args.fastmath, "parallel": args.parallel, "cache": args.cache}
+
+
+def whole_number(minimum: int):
+    """An argparse type: an integer >= minimum (else a usage error, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        return n
+    return parse

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import load
 from ..dsl.types import DTYPES, NAMES, suggest_dtype
-from .common import UserError, add_options, add_target, kernel_names, options
+from .common import UserError, add_options, add_target, kernel_names, options, whole_number
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DTYPE_LIST = " ".join(DTYPES)
@@ -70,7 +70,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
                    metavar="NAME=VALUE|FILE.npy", help=ARG_HELP)
     p.add_argument("--specialize", dest="specialize", action="append", default=[],
                    type=parse_specialize, metavar="T=DTYPE", help=SPECIALIZE_HELP)
-    p.add_argument("--seed", type=parse_seed, default=0, metavar="S", help=SEED_HELP)
+    p.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help=SEED_HELP)
 
 
 def _split(text: str, what: str) -> tuple[str, str]:
@@ -144,16 +144,6 @@ def parse_specialize(text: str) -> tuple[str, np.dtype]:
         raise argparse.ArgumentTypeError(
             f"unknown dtype {value!r}{hint}; dtypes: {_DTYPE_LIST}")
     return name, DTYPES[value]
-
-
-def parse_seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {text!r}")
-    return seed
 
 
 def unique(pairs, flag: str) -> dict:
