@@ -56,11 +56,14 @@ def run(args) -> int:
     if out.resolve() == Path(args.file).resolve():
         raise UserError(f"the output {out} would replace the source file")
     # atomic: an importer never sees half a module
-    fd, tmp = tempfile.mkstemp(dir=out.parent or ".", prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror}") from None
     kernels = ", ".join(comp.env.kernels) or "no kernels"
     print(f"wrote {out} ({kernels})", file=sys.stderr)
     return 0
