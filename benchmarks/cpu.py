@@ -36,6 +36,7 @@ from pathlib import Path
 import numba
 import numexpr as ne
 import numpy as np
+from machine import Mismatch, cpu_name, loadavg
 from numba import prange
 
 import nbx
@@ -155,8 +156,6 @@ def softmax_numexpr(x):
 # Timing helpers
 # --------------------------------------------------------------------------------------------
 
-class Mismatch(AssertionError):
-    pass
 
 
 def verify(case: str, name: str, got, want, rtol=1e-7, atol=1e-10) -> None:
@@ -333,9 +332,9 @@ def main(argv=None):
         "numba_threads": numba.get_num_threads(), "numba_layer": numba.threading_layer(),
         "numexpr_threads": ne.nthreads, "numexpr_vml": bool(ne.use_vml),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-        "machine": platform.machine(), "processor": _cpu_name(),
+        "machine": platform.machine(), "processor": cpu_name(),
         "n": n, "matrix": [rows_m, cols_k], "repeat": repeat, "size": size,
-        "quick": opts.quick, "loadavg_start": _loadavg(),
+        "quick": opts.quick, "loadavg_start": loadavg(),
     }
     print(f"nbx CPU benchmark: float64, n = {n:,}, matrix {rows_m} x {cols_k}, "
           f"median of {repeat} rounds (round-robin), times include output allocation")
@@ -426,7 +425,7 @@ def main(argv=None):
     print(f"{len(scored) - len(missed)}/{len(scored)} targets met"
           + (f"; missed: {', '.join(missed)}" if missed else ""))
 
-    env["loadavg_end"] = _loadavg()
+    env["loadavg_end"] = loadavg()
     print(f"load average at end {env['loadavg_end']} (a shared machine: compare min and "
           "median; rerun when the load is high)")
     if opts.json:
@@ -434,24 +433,6 @@ def main(argv=None):
             json.dump({"env": env, "results": results}, f, indent=2)
         print(f"wrote {opts.json}")
     return 0
-
-
-def _loadavg() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
