@@ -44,6 +44,7 @@ the phases do not add up exactly to the median of the totals.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -60,6 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPR = ROOT / "examples" / "expr.nbx"
 TARGET_COLD_S = 3.0
 TARGET_WARM_S = 0.3
+HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,8 +222,9 @@ def measure(runs: int, tmp: str) -> dict:
         raw["nbx_warm"].append(child_run("nbx", str(EXPR), cache_dir=nbx_caches[0], cwd=tmp))
         raw["std_warm"].append(child_run("module", std_dirs[0], "expr_std", cwd=tmp))
         raw["floor_warm"].append(child_run("module", floor_dirs[0], "nbx_floor_mod", cwd=tmp))
-        raw["nbx_warm_scipy"].append(child_run("nbx", str(EXPR), cache_dir=nbx_caches[0],
-                                               pre_scipy=True, cwd=tmp))
+        if HAVE_SCIPY:   # how much of the floor is Numba's import of scipy.linalg
+            raw["nbx_warm_scipy"].append(child_run("nbx", str(EXPR), cache_dir=nbx_caches[0],
+                                                   pre_scipy=True, cwd=tmp))
         print(f"  warm run {i + 1}/{runs} done", file=sys.stderr)
     return raw
 
@@ -264,7 +267,7 @@ def rows_from(raw: dict) -> list[dict]:
     nc, nw, ws = raw["nbx_cold"], raw["nbx_warm"], raw["nbx_warm_scipy"]
     sc, sw, fc, fw = raw["std_cold"], raw["std_warm"], raw["floor_cold"], raw["floor_warm"]
     layer = nw[0]["layer"]
-    return [
+    rows = [
         row("nbx cold (total)", "nbx_cold", med(nc, "total"),
             f"import numba {med(nc, 'import_numba'):.3f} + {phases(nc, True)}; "
             f"{linalg_note(nc)}", TARGET_COLD_S),
@@ -284,10 +287,13 @@ def rows_from(raw: dict) -> list[dict]:
         row("numba floor warm", "floor_warm", med(fw, "beyond"),
             f"beyond import numba: {phases(fw, False)}; {linalg_note(fw)}; "
             f"layer {fw[0]['layer']}"),
-        row("nbx warm, scipy pre-imported", "nbx_warm_scipy", med(ws, "beyond"),
-            f"beyond import numba and scipy.linalg (import of scipy.linalg.cython_blas/"
-            f"_lapack {med(ws, 'scipy_s'):.3f} s, not included): {phases(ws, True)}"),
     ]
+    if ws:
+        rows.append(row("nbx warm, scipy pre-imported", "nbx_warm_scipy", med(ws, "beyond"),
+                        f"beyond import numba and scipy.linalg (import of scipy.linalg."
+                        f"cython_blas/_lapack {med(ws, 'scipy_s'):.3f} s, not included): "
+                        f"{phases(ws, True)}"))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
