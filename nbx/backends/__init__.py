@@ -7,4 +7,7 @@ def load_backend(target: str):
     if target == "cpu":
         from . import cpu_backend
         return cpu_backend
+    if target == "cuda":
+        from . import cuda_backend
+        return cuda_backend
     raise ValueError(f"unknown target {target!r}")

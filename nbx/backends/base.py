@@ -68,3 +68,25 @@ def literal(value, dtype: np.dtype) -> str:
             text = repr(v)
         return f"{ctor(dtype)}({text})"
     return f"{ctor(dtype)}({int(value)!r})"
+
+
+def expression(node, operands: list[str]) -> str:
+    """The scalar code of a Const, Cast or Apply node, given its operands' code: the one
+    spelling of every operation, shared by the backends (the op table holds the templates).
+
+        Apply(MUL, f64)  ["t0", "t1"]  ->  "np.float64(t0 * t1)"
+    """
+    from ..dsl import ir
+    if isinstance(node, ir.Const):
+        return literal(node.value, node.dtype)
+    if isinstance(node, ir.Cast):
+        (arg,) = operands
+        return f"{arg} != 0" if node.dtype.kind == "b" else f"{ctor(node.dtype)}({arg})"
+    if isinstance(node, ir.Apply):
+        operand = node.args[1] if node.op.name == "WHERE" else node.args[0]
+        kind = "b" if operand.dtype.kind == "b" else operand.dtype.kind
+        code = node.op.info.cpu_template(kind).format(*operands,
+                                                       bits=operand.dtype.itemsize * 8)
+        return code if node.dtype.kind == "b" else f"{ctor(node.dtype)}({code})"
+    raise TypeError(node)  # pragma: no cover
+

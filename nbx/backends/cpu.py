@@ -24,8 +24,7 @@ import numpy as np
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
 from ..dsl.ops import Rule
-from ..dsl.types import BOOL
-from .base import CodeBuilder, ctor, literal
+from .base import CodeBuilder, expression, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
 MAX_PARTIAL_BLOCKS = 64  # partial buffers with kept dims have at most this many blocks
@@ -626,7 +625,7 @@ class _StageBody:
         if node in self.reads:
             return self.temp(node, self.reads[node])
         if isinstance(node, ir.Const):
-            return literal(node.value, node.dtype)
+            return expression(node, [])
         if isinstance(node, ir.DimLen):
             return e.length(node.dim)
         if isinstance(node, ir.Index):
@@ -641,20 +640,8 @@ class _StageBody:
                 name += "_i"
             index = ", ".join(self.loop_index(d, False) for d in node.dims) or "0"
             return self.temp(node, f"{name}[{index}]")
-        if isinstance(node, ir.Cast):
-            arg = self.code[node.arg]
-            if node.dtype == BOOL:
-                return self.temp(node, f"{arg} != 0")
-            return self.temp(node, f"{ctor(node.dtype)}({arg})")
-        if isinstance(node, ir.Apply):
-            operand = node.args[1] if node.op.name == "WHERE" else node.args[0]
-            kind = "b" if operand.dtype == BOOL else operand.dtype.kind
-            template = node.op.info.cpu_template(kind)
-            args = [self.code[a] for a in node.args]
-            code = template.format(*args, bits=operand.dtype.itemsize * 8)
-            if node.dtype != BOOL:
-                code = f"{ctor(node.dtype)}({code})"
-            return self.temp(node, code)
+        if isinstance(node, (ir.Cast, ir.Apply)):
+            return self.temp(node, expression(node, [self.code[a] for a in ir.children(node)]))
         raise TypeError(node)  # pragma: no cover
 
     # emission -------------------------------------------------------------------------------

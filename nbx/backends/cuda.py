@@ -1,0 +1,560 @@
+"""emit (cuda): a fusion plan -> a module of @cuda.jit kernels and the launcher that runs them.
+
+Each stage of the plan becomes kernels that run one after another on one stream:
+
+- stores (element-wise results): one grid-stride kernel over the stage's flattened iteration
+  space, every element-wise operation fused into it;
+- reductions, grouped by the dimensions they keep (siblings share one pass):
+  * the innermost dimension reduced, or nothing kept ("rows": sum(x), sum(A, over=k)): blocks
+    per segment, a segment being one element of the kept dimensions. Each thread accumulates
+    a strided share of the segment (float sums compensated), the block combines the threads'
+    values in shared memory, and with several blocks per segment a finishing kernel combines
+    their partials the same way;
+  * the innermost dimension kept ("columns": sum(A, over=m)): a thread per kept element (so
+    neighbouring threads read neighbouring memory) loops over a chunk of the reduced elements;
+    with several chunks, a finishing kernel combines them, a thread per kept element;
+- scalar stages (arithmetic on finished reductions): one thread.
+
+Intermediates stay on the device; the order of every combination is fixed for given sizes and
+device, so results are deterministic. The launcher `launch_<kernel>(args, outs, err, lengths,
+stream)` only enqueues launches; nbx/backends/cuda_runtime.py moves data and checks `err`.
+
+    @cuda.jit(cache=CACHE)
+    def _fma_stage0(p_a, p_b, p_c, o0, _err, n_n):
+        for _lin in range(cuda.grid(1), n_n, cuda.gridsize(1)):
+            i_n = _lin
+            t0 = p_a[i_n]
+            ...
+            o0[i_n] = t3
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dsl import ir
+from ..dsl.fuse import Plan, Stage, stage_nodes
+from .base import CodeBuilder, expression, literal
+from .cpu import PRELUDE, identity, value_dtype
+
+# Threads per block (a power of two: the shared-memory tree halves it). Under the simulator,
+# where every thread is a Python thread, blocks are smaller so tests can use several blocks.
+THREADS_GPU = 256
+THREADS_SIMULATOR = 16
+MAX_PARTS = 1024        # most partials per segment (blocks or chunks), kept small for finishing
+
+_NOT_ON_GPU = {"_nbx_radd", "_nbx_rmul", "_nbx_tree_sum"}  # CPU-only helpers of PRELUDE
+
+
+def device_prelude() -> str:
+    """The CPU prelude's NumPy-exact scalar helpers as CUDA device functions."""
+    parts = []
+    for chunk in PRELUDE.strip().split("\n\n\n"):
+        name = chunk.split("def ", 1)[1].split("(", 1)[0]
+        if name in _NOT_ON_GPU:
+            continue
+        decorator, body = chunk.split("\n", 1)
+        parts.append("@cuda.jit(device=True, cache=CACHE)\n" + body)
+    return "\n\n\n".join(parts)
+
+
+def is_arg(r: ir.Reduce) -> bool:
+    return r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX)
+
+
+def float_sum(r: ir.Reduce) -> bool:
+    return r.kind == ir.RKind.SUM and r.dtype.kind == "f"
+
+
+def np_type(dtype: np.dtype) -> str:
+    return f"np.{np.dtype(dtype).name}" if np.dtype(dtype).kind != "b" else "np.bool_"
+
+
+class CudaEmitter:
+    """Emits the whole generated module for one kernel under one type-variable binding."""
+
+    def __init__(self, plan: Plan, *, fastmath: bool = False, cache: bool = True,
+                 origin: str = "", suffix: str = "") -> None:
+        self.plan = plan
+        self.kernel = plan.kernel
+        self.fastmath = fastmath
+        self.cache = cache
+        self.origin = origin
+        self.suffix = suffix
+        self.buffers = {r: f"r{i}" for i, r in enumerate(plan.reductions)}
+        self.direct = {id(r): i for i, r in plan.direct.items()}
+        self.launch_lines: list[str] = []
+
+    # names ----------------------------------------------------------------------------------
+    @staticmethod
+    def param(name: str) -> str:
+        return f"p_{name}"
+
+    @staticmethod
+    def length(dim: str) -> str:
+        return f"n_{dim}"
+
+    @staticmethod
+    def loop(dim: str) -> str:
+        return f"i_{dim}"
+
+    @property
+    def launcher_name(self) -> str:
+        return f"launch_{self.kernel.name}{self.suffix}"
+
+    def kernel_name(self, stage: Stage, what: str = "") -> str:
+        return f"_{self.kernel.name}{self.suffix}_stage{stage.index}{what}"
+
+    def base_args(self) -> list[str]:
+        """Arguments every kernel of the module takes, in this order."""
+        k = self.kernel
+        args = [self.param(p.name) for p in k.params]
+        args += [f"o{i}" for i in range(len(k.results))]
+        args += ["_err"] + [self.length(d) for d in k.dims]
+        for r in self.plan.reductions:
+            args.append(self.buffers[r])
+            if is_arg(r):
+                args.append(self.buffers[r] + "_i")
+        return args
+
+    def decorator(self) -> str:
+        return "@cuda.jit(cache=CACHE" + (", fastmath=True" if self.fastmath else "") + ")"
+
+    def count(self, dims) -> str:
+        return " * ".join(self.length(d) for d in dims) or "1"
+
+    def index(self, dims) -> str:
+        return ", ".join(self.loop(d) for d in dims) if dims else "0"
+
+    # module ---------------------------------------------------------------------------------
+    def module(self) -> str:
+        k = self.kernel
+        binding = ", ".join(f"{tv}={dt}" for tv, dt in k.binding)
+        b = CodeBuilder()
+        b.line(f"# Generated by nbx from {self.origin}: kernel {k.name}"
+               + (f" ({binding})" if binding else "") + " for target cuda. Do not edit.")
+        b.line(f"# Stages: {len(self.plan.stages)}. Needs numpy and numba-cuda.")
+        b.extend(HEADER.format(cache=self.cache, gpu=THREADS_GPU,
+                               sim=THREADS_SIMULATOR).splitlines())
+        b.extend(device_prelude().splitlines())
+        return b.text() + self.functions()
+
+    def functions(self) -> str:
+        """The kernels and the launcher (without the module's header and helpers)."""
+        b = CodeBuilder()
+        launch = CodeBuilder()
+        launch.level = 1
+        for stage in self.plan.stages:
+            launch.line(f"# stage {stage.index}: pass {stage.level} over "
+                        f"({', '.join(stage.space)})")
+            if not stage.space:
+                self.emit_scalar_stage(b, launch, stage)
+                continue
+            groups: dict[tuple, list[ir.Reduce]] = {}
+            for r in stage.reductions:
+                groups.setdefault(r.dims, []).append(r)
+            for j, (kept, reds) in enumerate(groups.items()):
+                if stage.space[-1] in kept:
+                    self.emit_columns(b, launch, stage, j, kept, reds)
+                else:
+                    self.emit_rows(b, launch, stage, j, kept, reds)
+            if stage.stores:
+                self.emit_stores(b, launch, stage)
+        self.emit_launcher(b, launch)
+        return b.text()
+
+    def emit_launcher(self, b: CodeBuilder, launch: CodeBuilder) -> None:
+        k = self.kernel
+        b.line("")
+        b.line("")
+        with b.block(f"def {self.launcher_name}(args, outs, err, lengths, stream):"):
+            b.line('"""Enqueue the kernels on `stream` (device arrays in, nothing copied)."""')
+            b.line(f"{', '.join(self.param(p.name) for p in k.params)}, = args"
+                   if k.params else "pass")
+            b.line(f"{', '.join(f'o{i}' for i in range(len(k.results)))}, = outs")
+            b.line("_err = err")
+            if k.dims:
+                b.line(f"{', '.join(self.length(d) for d in k.dims)}, = lengths")
+            for r in self.plan.reductions:
+                buf = self.buffers[r]
+                i = self.direct.get(id(r))
+                shape = "(" + ", ".join(self.length(d) for d in r.dims) + ",)" if r.dims \
+                    else "(1,)"
+                if i is not None and not is_arg(r):
+                    b.line(f"{buf} = o{i}")
+                else:
+                    b.line(f"{buf} = cuda.device_array({shape}, {np_type(value_dtype(r))}, "
+                           "stream=stream)")
+                if is_arg(r):
+                    b.line(f"{buf}_i = o{i}" if i is not None else
+                           f"{buf}_i = cuda.device_array({shape}, np.int64, stream=stream)")
+            b.line(f"_base = ({', '.join(self.base_args())},)")
+            b.extend(line[4:] for line in launch.lines)
+
+    # values ---------------------------------------------------------------------------------
+    def values(self, b: CodeBuilder, roots, tag: str) -> dict[ir.Node, str]:
+        """Lines computing every node the roots need, at the current element; their code."""
+        code: dict[ir.Node, str] = {}
+        counter = 0
+        for node in stage_nodes(roots):
+            if isinstance(node, ir.Const):
+                code[node] = expression(node, [])
+                continue
+            if isinstance(node, ir.DimLen):
+                code[node] = self.length(node.dim)
+                continue
+            if isinstance(node, ir.Index):
+                code[node] = self.loop(node.dim)
+                continue
+            if isinstance(node, ir.Param) and node.axes is None:
+                code[node] = self.param(node.name)
+                continue
+            if isinstance(node, ir.Param):
+                value = f"{self.param(node.name)}[{self.index(node.axes)}]"
+            elif isinstance(node, ir.Reduce):   # finished in an earlier stage
+                name = self.buffers[node] + ("_i" if is_arg(node) else "")
+                value = f"{name}[{self.index(node.dims)}]"
+            else:
+                value = expression(node, [code[a] for a in ir.children(node)])
+            name = f"t{tag}_{counter}"
+            counter += 1
+            b.line(f"{name} = {value}")
+            code[node] = name
+        return code
+
+    def decompose(self, b: CodeBuilder, linear: str, dims) -> None:
+        """Loop variables of `dims` from a linear index over them (the last varies fastest)."""
+        if not dims:
+            return
+        if len(dims) == 1:
+            b.line(f"{self.loop(dims[0])} = {linear}")
+            return
+        b.line(f"_r = {linear}")
+        for d in reversed(dims[1:]):
+            b.line(f"{self.loop(d)} = _r % {self.length(d)}")
+            b.line(f"_r = _r // {self.length(d)}")
+        b.line(f"{self.loop(dims[0])} = _r")
+
+    # stages ---------------------------------------------------------------------------------
+    def kernel_header(self, b: CodeBuilder, name: str, extra: list[str]) -> None:
+        b.line("")
+        b.line("")
+        b.line(self.decorator())
+        b.line(f"def {name}({', '.join(self.base_args() + extra)}):")
+
+    def emit_stores(self, b: CodeBuilder, launch: CodeBuilder, stage: Stage) -> None:
+        name = self.kernel_name(stage)
+        self.kernel_header(b, name, [])
+        b.level += 1
+        total = self.count(stage.space)
+        with b.block(f"for _lin in range(cuda.grid(1), {total}, cuda.gridsize(1)):"):
+            self.decompose(b, "_lin", stage.space)
+            code = self.values(b, [v for _, v in stage.stores], str(stage.index))
+            for i, node in stage.stores:
+                axes = self.kernel.results[i].axes or ()
+                b.line(f"o{i}[{self.index(axes)}] = {code[node]}")
+        b.level -= 1
+        launch.line(f"_n = {total}")
+        with launch.block("if _n > 0:"):
+            launch.line(f"{name}[grid(_n), THREADS, stream](*_base)")
+
+    def emit_scalar_stage(self, b: CodeBuilder, launch: CodeBuilder, stage: Stage) -> None:
+        name = self.kernel_name(stage)
+        self.kernel_header(b, name, [])
+        b.level += 1
+        with b.block("if cuda.grid(1) == 0:"):
+            code = self.values(b, [v for _, v in stage.stores], str(stage.index))
+            for i, node in stage.stores:
+                b.line(f"o{i}[0] = {code[node]}")
+        b.level -= 1
+        launch.line(f"{name}[1, THREADS, stream](*_base)")
+
+    # reductions -----------------------------------------------------------------------------
+    def partial_args(self, reds) -> list[str]:
+        out = []
+        for r in reds:
+            out.append(f"_p{self.buffers[r]}")
+            if is_arg(r):
+                out.append(f"_p{self.buffers[r]}_i")
+        return out
+
+    def emit_partials(self, launch: CodeBuilder, reds, shape: str, needed: str) -> None:
+        """Partial buffers in the launcher: real ones when `needed`, else a 1x1 stand-in."""
+        for r in reds:
+            p = f"_p{self.buffers[r]}"
+            vdt = np_type(value_dtype(r))
+            launch.line(f"{p} = cuda.device_array({shape} if {needed} else (1, 1), {vdt}, "
+                        "stream=stream)")
+            if is_arg(r):
+                launch.line(f"{p}_i = cuda.device_array({shape} if {needed} else (1, 1), "
+                            "np.int64, stream=stream)")
+
+    def init_acc(self, b: CodeBuilder, reds) -> None:
+        for r in reds:
+            acc = f"_a{self.buffers[r]}"
+            b.line(f"{acc} = {identity(r.kind, value_dtype(r))}")
+            if float_sum(r):
+                b.line(f"{acc}_c = {literal(0, r.dtype)}")
+            if is_arg(r):
+                b.line(f"{acc}_i = -1")
+
+    def fold(self, b: CodeBuilder, r: ir.Reduce, value: str, value_i: str = "") -> None:
+        """Fold one value (and its index) into the thread's accumulator of `r`."""
+        acc = f"_a{self.buffers[r]}"
+        if float_sum(r):
+            b.line(f"{acc}, {acc}_c = _nbx_kadd({acc}, {acc}_c, {value})")
+        else:
+            b.extend(merge(r, acc, value, f"{acc}_i", value_i))
+
+    def acc_value(self, r: ir.Reduce) -> str:
+        acc = f"_a{self.buffers[r]}"
+        return f"({acc} - {acc}_c)" if float_sum(r) else acc
+
+    def write(self, b: CodeBuilder, reds, source, target) -> None:
+        """Store each reduction's value (and index): source(r, suffix) -> target(r, suffix)."""
+        for r in reds:
+            b.line(f"{target(r, '')} = {source(r, '')}")
+            if is_arg(r):
+                b.line(f"{target(r, '_i')} = {source(r, '_i')}")
+
+    def emit_block_combine(self, b: CodeBuilder, reds) -> None:
+        """Every thread's accumulator into shared memory, then a tree: element 0 holds the
+        block's value. Ends with all threads synchronised."""
+        for r in reds:
+            sh = f"_sh{self.buffers[r]}"
+            acc = f"_a{self.buffers[r]}"
+            if r.kind in (ir.RKind.ANY, ir.RKind.ALL):
+                b.line(f"{sh}[_t] = 1 if {acc} else 0")
+            else:
+                b.line(f"{sh}[_t] = {self.acc_value(r)}")
+            if is_arg(r):
+                b.line(f"{sh}_i[_t] = {acc}_i")
+        b.line("cuda.syncthreads()")
+        b.line("_s = THREADS // 2")
+        with b.block("while _s > 0:"):
+            with b.block("if _t < _s:"):
+                for r in reds:
+                    sh = f"_sh{self.buffers[r]}"
+                    if r.kind == ir.RKind.ANY:
+                        b.line(f"{sh}[_t] = max({sh}[_t], {sh}[_t + _s])")
+                    elif r.kind == ir.RKind.ALL:
+                        b.line(f"{sh}[_t] = min({sh}[_t], {sh}[_t + _s])")
+                    elif r.kind == ir.RKind.SUM:
+                        b.line(f"{sh}[_t] = {sh}[_t] + {sh}[_t + _s]")
+                    elif r.kind == ir.RKind.PROD:
+                        b.line(f"{sh}[_t] = {sh}[_t] * {sh}[_t + _s]")
+                    else:
+                        b.line(f"_v = {sh}[_t]")
+                        if is_arg(r):
+                            b.line(f"_v_i = {sh}_i[_t]")
+                        b.extend(merge(r, "_v", f"{sh}[_t + _s]", "_v_i", f"{sh}_i[_t + _s]"))
+                        b.line(f"{sh}[_t] = _v")
+                        if is_arg(r):
+                            b.line(f"{sh}_i[_t] = _v_i")
+            b.line("cuda.syncthreads()")
+            b.line("_s //= 2")
+
+    def shared_value(self, r: ir.Reduce, suffix: str) -> str:
+        sh = f"_sh{self.buffers[r]}{suffix}[0]"
+        return f"{sh} != 0" if r.kind in (ir.RKind.ANY, ir.RKind.ALL) and not suffix else sh
+
+    def emit_rows(self, b: CodeBuilder, launch: CodeBuilder, stage: Stage, j: int, kept,
+                  reds) -> None:
+        """Blocks per segment: see the module's docstring."""
+        over = tuple(d for d in stage.space if d not in kept)
+        name = self.kernel_name(stage, f"_g{j}")
+        extra = ["_nseg", "_parts"] + self.partial_args(reds)
+        for what in ("main", "finish"):
+            kname = name if what == "main" else name + "_finish"
+            self.kernel_header(b, kname, extra)
+            b.level += 1
+            b.line("_t = cuda.threadIdx.x")
+            for r in reds:
+                sdt = "np.int8" if r.kind in (ir.RKind.ANY, ir.RKind.ALL) else \
+                    np_type(value_dtype(r))
+                b.line(f"_sh{self.buffers[r]} = cuda.shared.array(THREADS, {sdt})")
+                if is_arg(r):
+                    b.line(f"_sh{self.buffers[r]}_i = cuda.shared.array(THREADS, np.int64)")
+            count = self.count(over) if what == "main" else "_parts"
+            segments = "_nseg * _parts" if what == "main" else "_nseg"
+            with b.block(f"for _g in range(cuda.blockIdx.x, {segments}, cuda.gridDim.x):"):
+                if what == "main":
+                    b.line("_seg = _g // _parts")
+                    b.line("_part = _g - _seg * _parts")
+                    first, step = "_part * THREADS + _t", "_parts * THREADS"
+                else:   # one block per segment combines its partials
+                    b.line("_seg = _g")
+                    first, step = "_t", "THREADS"
+                self.decompose(b, "_seg", kept)
+                self.init_acc(b, reds)
+                with b.block(f"for _j in range({first}, {count}, {step}):"):
+                    if what == "main":
+                        self.decompose(b, "_j", over)
+                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}")
+                        for r in reds:
+                            self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r)
+                                      else "")
+                    else:
+                        for r in reds:
+                            p = f"_p{self.buffers[r]}"
+                            self.fold(b, r, f"{p}[_seg, _j]", f"{p}_i[_seg, _j]"
+                                      if is_arg(r) else "")
+                self.emit_block_combine(b, reds)
+                with b.block("if _t == 0:"):
+                    target = self.target(kept)
+                    if what == "main":
+                        with b.block("if _parts == 1:"):
+                            self.write(b, reds, self.shared_value, target)
+                        with b.block("else:"):
+                            self.write(b, reds, self.shared_value,
+                                       lambda r, s: f"_p{self.buffers[r]}{s}[_seg, _part]")
+                    else:
+                        self.write(b, reds, self.shared_value, target)
+                b.line("cuda.syncthreads()")
+            b.level -= 1
+        launch.line(f"_nseg = {self.count(kept)}")
+        launch.line(f"_q = {self.count(over)}")
+        launch.line("_parts = row_parts(_nseg, _q)")
+        self.emit_partials(launch, reds, "(_nseg, _parts)", "_parts > 1")
+        args = ", ".join(["_nseg", "_parts"] + self.partial_args(reds))
+        with launch.block("if _nseg > 0:"):
+            launch.line(f"{name}[blocks(_nseg * _parts), THREADS, stream](*_base, {args})")
+            with launch.block("if _parts > 1:"):
+                launch.line(f"{name}_finish[blocks(_nseg), THREADS, stream](*_base, {args})")
+
+    def target(self, kept):
+        return lambda r, s: f"{self.buffers[r]}{s}[{self.index(kept)}]"
+
+    def emit_columns(self, b: CodeBuilder, launch: CodeBuilder, stage: Stage, j: int, kept,
+                     reds) -> None:
+        """A thread per kept element: see the module's docstring."""
+        over = tuple(d for d in stage.space if d not in kept)
+        name = self.kernel_name(stage, f"_g{j}")
+        extra = ["_nkept", "_chunks", "_per"] + self.partial_args(reds)
+        for what in ("main", "finish"):
+            kname = name if what == "main" else name + "_finish"
+            self.kernel_header(b, kname, extra)
+            b.level += 1
+            total = "_nkept * _chunks" if what == "main" else "_nkept"
+            with b.block(f"for _g in range(cuda.grid(1), {total}, cuda.gridsize(1)):"):
+                b.line("_chunk = _g // _nkept")
+                b.line("_kept = _g - _chunk * _nkept")
+                self.decompose(b, "_kept", kept)
+                self.init_acc(b, reds)
+                if what == "main":
+                    b.line("_lo = _chunk * _per")
+                    b.line(f"_hi = min(_lo + _per, {self.count(over)})")
+                    with b.block("for _j in range(_lo, _hi):"):
+                        self.decompose(b, "_j", over)
+                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}")
+                        for r in reds:
+                            self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r)
+                                      else "")
+                else:
+                    with b.block("for _c in range(_chunks):"):
+                        for r in reds:
+                            p = f"_p{self.buffers[r]}"
+                            self.fold(b, r, f"{p}[_c, _kept]", f"{p}_i[_c, _kept]"
+                                      if is_arg(r) else "")
+
+                def acc(r, s):
+                    return f"_a{self.buffers[r]}_i" if s else self.acc_value(r)
+                if what == "main":
+                    with b.block("if _chunks == 1:"):
+                        self.write(b, reds, acc, self.target(kept))
+                    with b.block("else:"):
+                        self.write(b, reds, acc,
+                                   lambda r, s: f"_p{self.buffers[r]}{s}[_chunk, _kept]")
+                else:
+                    self.write(b, reds, acc, self.target(kept))
+            b.level -= 1
+        launch.line(f"_nkept = {self.count(kept)}")
+        launch.line(f"_q = {self.count(over)}")
+        launch.line("_chunks, _per = column_chunks(_nkept, _q)")
+        self.emit_partials(launch, reds, "(_chunks, _nkept)", "_chunks > 1")
+        args = ", ".join(["_nkept", "_chunks", "_per"] + self.partial_args(reds))
+        with launch.block("if _nkept > 0:"):
+            launch.line(f"{name}[grid(_nkept * _chunks), THREADS, stream](*_base, {args})")
+            with launch.block("if _chunks > 1:"):
+                launch.line(f"{name}_finish[grid(_nkept), THREADS, stream](*_base, {args})")
+
+
+def merge(r: ir.Reduce, target: str, value: str, target_i: str = "", value_i: str = ""
+          ) -> list[str]:
+    """Statements that fold `value` into `target` for the order-free combinations (tree and
+    strided accumulation): min/max propagate NaN; argmin/argmax keep the extreme with the
+    smallest index, a NaN being the extreme (index -1: no value yet)."""
+    k = r.kind
+    floating = value_dtype(r).kind == "f"
+    if k == ir.RKind.SUM:
+        return [f"{target} = {target} + {value}"]
+    if k == ir.RKind.PROD:
+        return [f"{target} = {target} * {value}"]
+    if k == ir.RKind.ANY:
+        return [f"{target} = {target} or {value}"]
+    if k == ir.RKind.ALL:
+        return [f"{target} = {target} and {value}"]
+    cmp = "<" if k in (ir.RKind.MIN, ir.RKind.ARGMIN) else ">"
+    if k in (ir.RKind.MIN, ir.RKind.MAX):
+        nan = f" or {value} != {value}" if floating else ""
+        return [f"_b = {value}", f"if _b {cmp} {target}{nan}:", f"    {target} = _b"]
+    if floating:
+        better = (f"(_b != _b and ({target} == {target} or _b_i < {target_i})) or "
+                  f"({target} == {target} and _b == _b and (_b {cmp} {target} or "
+                  f"(_b == {target} and _b_i < {target_i})))")
+    else:
+        better = f"_b {cmp} {target} or (_b == {target} and _b_i < {target_i})"
+    return [f"_b = {value}", f"_b_i = {value_i}",
+            f"if _b_i >= 0 and ({target_i} < 0 or {better}):",
+            f"    {target} = _b",
+            f"    {target_i} = _b_i"]
+
+
+HEADER = '''import math
+
+import numpy as np
+from numba import config, cuda
+
+CACHE = {cache!r}
+# threads per block: a power of two (the block's combining tree halves it)
+THREADS = {sim} if config.ENABLE_CUDASIM else {gpu}
+_SMS = None
+
+
+def _multiprocessors():
+    global _SMS
+    if _SMS is None:
+        _SMS = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", None) or 4
+    return _SMS
+
+
+def grid(n):
+    """Blocks for a grid-stride loop over n items: one full wave of the device at most."""
+    return max(1, min((n + THREADS - 1) // THREADS, _multiprocessors() * (2048 // THREADS)))
+
+
+def blocks(n):
+    """Blocks for a loop of n block-sized items (segments)."""
+    return max(1, min(n, _multiprocessors() * (2048 // THREADS) * 4))
+
+
+def row_parts(nseg, q):
+    """Blocks per segment: enough blocks to fill the device, each thread doing at least
+    four elements, at most {max_parts}."""
+    if nseg == 0 or q == 0:
+        return 1
+    fill = (_multiprocessors() * (2048 // THREADS) + nseg - 1) // nseg
+    work = (q + 4 * THREADS - 1) // (4 * THREADS)
+    return max(1, min(fill, work, {max_parts}))
+
+
+def column_chunks(nkept, q):
+    """Chunks of the reduced elements per kept element, and their length (at least 16)."""
+    if nkept == 0 or q == 0:
+        return 1, q
+    fill = (_multiprocessors() * 2048 + nkept - 1) // nkept
+    chunks = max(1, min(fill, (q + 15) // 16, {max_parts}))
+    per = (q + chunks - 1) // chunks
+    return (q + per - 1) // per, per
+
+'''.replace("{max_parts}", str(MAX_PARTS))
