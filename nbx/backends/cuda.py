@@ -192,11 +192,16 @@ class CudaEmitter:
             b.extend(line[4:] for line in launch.lines)
 
     # values ---------------------------------------------------------------------------------
-    def values(self, b: CodeBuilder, roots, tag: str) -> dict[ir.Node, str]:
-        """Lines computing every node the roots need, at the current element; their code."""
-        code: dict[ir.Node, str] = {}
-        counter = 0
+    def values(self, b: CodeBuilder, roots, tag: str, known: dict | None = None,
+               invariant: bool = False) -> dict[ir.Node, str]:
+        """Lines computing every node the roots need, at the current element, beyond those
+        `known`; their code. With `invariant`, only the nodes over no dimension (scalars,
+        finished full reductions): computed once, before a kernel's loop."""
+        code: dict[ir.Node, str] = dict(known or {})
+        counter = len(code)
         for node in stage_nodes(roots):
+            if node in code or (invariant and node.dims):
+                continue
             if isinstance(node, ir.Const):
                 code[node] = expression(node, [])
                 continue
@@ -247,9 +252,11 @@ class CudaEmitter:
         self.kernel_header(b, name, [])
         b.level += 1
         total = self.count(stage.space)
+        roots = [v for _, v in stage.stores]
+        known = self.values(b, roots, str(stage.index), invariant=True)
         with b.block(f"for _lin in range(cuda.grid(1), {total}, cuda.gridsize(1)):"):
             self.decompose(b, "_lin", stage.space)
-            code = self.values(b, [v for _, v in stage.stores], str(stage.index))
+            code = self.values(b, roots, str(stage.index), known)
             for i, node in stage.stores:
                 axes = self.kernel.results[i].axes or ()
                 b.line(f"o{i}[{self.index(axes)}] = {code[node]}")
@@ -375,6 +382,9 @@ class CudaEmitter:
                 b.line(f"_sh{self.buffers[r]} = cuda.shared.array(THREADS, {sdt})")
                 if is_arg(r):
                     b.line(f"_sh{self.buffers[r]}_i = cuda.shared.array(THREADS, np.int64)")
+            if what == "main":
+                known = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}",
+                                    invariant=True)
             count = self.count(over) if what == "main" else "_parts"
             segments = "_nseg * _parts" if what == "main" else "_nseg"
             with b.block(f"for _g in range(cuda.blockIdx.x, {segments}, cuda.gridDim.x):"):
@@ -390,7 +400,8 @@ class CudaEmitter:
                 with b.block(f"for _j in range({first}, {count}, {step}):"):
                     if what == "main":
                         self.decompose(b, "_j", over)
-                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}")
+                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}",
+                                           known)
                         for r in reds:
                             self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r)
                                       else "")
@@ -435,6 +446,8 @@ class CudaEmitter:
             kname = name if what == "main" else name + "_finish"
             self.kernel_header(b, kname, extra)
             b.level += 1
+            known = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}",
+                                invariant=True) if what == "main" else {}
             total = "_nkept * _chunks" if what == "main" else "_nkept"
             with b.block(f"for _g in range(cuda.grid(1), {total}, cuda.gridsize(1)):"):
                 b.line("_chunk = _g // _nkept")
@@ -446,7 +459,8 @@ class CudaEmitter:
                     b.line(f"_hi = min(_lo + _per, {self.count(over)})")
                     with b.block("for _j in range(_lo, _hi):"):
                         self.decompose(b, "_j", over)
-                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}")
+                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}",
+                                           known)
                         for r in reds:
                             self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r)
                                       else "")
