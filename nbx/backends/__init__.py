@@ -10,4 +10,7 @@ def load_backend(target: str):
     if target == "cuda":
         from . import cuda_backend
         return cuda_backend
+    if target == "cuda-ufunc":
+        from . import cuda_ufunc
+        return cuda_ufunc
     raise ValueError(f"unknown target {target!r}")
