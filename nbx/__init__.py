@@ -1,5 +1,6 @@
 """nbx: a compiler for array kernels over named dimensions, built on Numba."""
 
+from .backends.cuda_runtime import TargetUnavailable
 from .cache import CacheError, CacheWarning
 from .dsl.compile import compile, load
 from .dsl.source import CompileError
@@ -7,4 +8,4 @@ from .runtime import Kernel, Module
 
 __version__ = "0.1.0"
 __all__ = ["compile", "load", "CompileError", "CacheError", "CacheWarning", "Kernel", "Module",
-           "__version__"]
+           "TargetUnavailable", "__version__"]

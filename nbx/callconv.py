@@ -4,6 +4,11 @@ A kernel checks and converts its arguments, binds type variables, picks the comp
 specialisation for the binding, allocates the outputs and calls the compiled entry point.
 Messages name the kernel, the parameter, what was expected and what was given.
 
+Arrays in GPU memory (anything with `__cuda_array_interface__`: Numba device arrays, CuPy,
+PyTorch) are checked here too, from their interface alone, and passed on wrapped in a
+`DeviceValue`; only kernels of a CUDA target (`_device`) accept them, and their calls go to
+`_run_device` (nbx/backends/cuda_runtime.py), which subclasses provide.
+
 nbx.Kernel (nbx/runtime.py) is built on `KernelBase`, and `nbxc compile` copies this file
 verbatim into every standalone module, so that a compiled module checks arguments and words
 its errors exactly as nbx does. Keep it free of imports beyond the standard library and NumPy.
@@ -45,8 +50,43 @@ def describe_value(value):
         return f"Python {type(value).__name__} {value!r}"
     if isinstance(value, (list, tuple)):
         return f"{type(value).__name__} of length {len(value)}"
-    return f"{type(value).__module__}.{type(value).__qualname__}" \
+    name = f"{type(value).__module__}.{type(value).__qualname__}" \
         if type(value).__module__ != "builtins" else type(value).__name__
+    info = device_array_info(value)
+    if info is not None:
+        return f"{name} {info[0]} of shape {info[1]} on the GPU"
+    return name
+
+
+def device_array_info(value):
+    """(dtype, shape) of an array in GPU memory, from its `__cuda_array_interface__`, else
+    None. Numba's CUDA simulator has device arrays without the interface: they say
+    `__cuda_ndarray__` instead (as real Numba device arrays do too)."""
+    try:
+        if getattr(value, "__cuda_ndarray__", False) is True:   # cheaper than the interface
+            return np.dtype(value.dtype), tuple(int(n) for n in value.shape)
+        cai = getattr(value, "__cuda_array_interface__", None)
+    except Exception:  # noqa: BLE001  (a torch tensor that requires grad refuses to export)
+        return None
+    if cai is not None:
+        return np.dtype(cai["typestr"]), tuple(int(n) for n in cai["shape"])
+    return None
+
+
+class DeviceValue:
+    """A checked argument in GPU memory: the caller's object, the dtype the kernel takes it
+    as, and its shape (() for a 0-d array given for a scalar parameter)."""
+
+    __slots__ = ("obj", "dtype", "shape")
+
+    def __init__(self, obj, dtype, shape):
+        self.obj = obj
+        self.dtype = dtype
+        self.shape = shape
+
+
+_ON_CPU = ("this kernel runs on the CPU: compile it with target=\"cuda\" or target=\"auto\", or "
+           "copy the array to the host first")
 
 
 class ParamSpec:
@@ -72,13 +112,17 @@ class ParamSpec:
 
 
 class Compiled:
-    """What a call needs of one compiled binding: the entry point, its unchecked fast path,
-    the dimension order of its length arguments, the results' dtypes and dimensions, and the
-    reductions that have no value over an empty dimension: (name, dimensions, line)."""
+    """What a call needs of one compiled binding: the entry point, its unchecked fast path
+    (None for CUDA targets, whose entry is the launcher), the dimension order of its length
+    arguments, the results' dtypes and dimensions, the reductions that have no value over an
+    empty dimension: (name, dimensions, line), and whether the kernel can set its error flag
+    (the CUDA runtime reads the flag back, which waits for the kernel, only then)."""
 
-    def __init__(self, entry, fast, dims, result_dtypes, result_axes, empty_checks):
+    def __init__(self, entry, fast, dims, result_dtypes, result_axes, empty_checks,
+                 can_fail=True):
         self.entry = entry
         self.fast = fast
+        self.can_fail = can_fail
         self.dims = tuple(dims)
         self.result_dtypes = [np.dtype(d) for d in result_dtypes]
         self.result_axes = [None if a is None else tuple(a) for a in result_axes]
@@ -88,7 +132,10 @@ class Compiled:
 class KernelBase:
     """A callable kernel: call it like a NumPy function. Subclasses say how a binding's
     specialisation is obtained (`build`): compiled on demand by nbx, or looked up among the
-    ones a standalone module was compiled with."""
+    ones a standalone module was compiled with. Kernels of a CUDA target set `_device` and
+    provide `_run_device` (the arrays may be on the GPU; a `stream=` keyword is taken)."""
+
+    _device = False
 
     def __init__(self, name, params, tuple_result, signature, doc=""):
         self.name = name
@@ -103,6 +150,7 @@ class KernelBase:
         self._spec_list = []  # the same, for the fast path's loop
         self._lock = threading.Lock()
         self._has_out_param = "out" in self._index
+        self._has_stream_param = "stream" in self._index
         self.signature = signature
         self.__doc__ = signature + ("\n\n" + doc if doc else "")
         self.__name__ = name
@@ -123,7 +171,8 @@ class KernelBase:
                 if spec is None:
                     spec = self.build(dict(binding))
                     self._specs[key] = spec
-                    self._spec_list = self._spec_list + [spec]
+                    if spec.fast is not None:  # CUDA specialisations have none
+                        self._spec_list = self._spec_list + [spec]
         return spec
 
     def __call__(self, *args, **kwargs):
@@ -139,9 +188,21 @@ class KernelBase:
         out = _MISSING
         if not self._has_out_param and "out" in kwargs:
             out = kwargs.pop("out")
+        if self._device:
+            stream = None
+            if not self._has_stream_param and "stream" in kwargs:
+                stream = kwargs.pop("stream")
+            values, binding, lengths = self._bind(args, kwargs)
+            spec = self.specialize(binding)
+            return self._run_device(spec, values, lengths, None if out is _MISSING else out,
+                                    stream)
         values, binding, lengths = self._bind(args, kwargs)
         spec = self.specialize(binding)
         return self._run(spec, values, lengths, None if out is _MISSING else out)
+
+    def _run_device(self, spec, values, lengths, out, stream):
+        """The call of a CUDA target's kernel (cuda_runtime.run); subclasses provide it."""
+        raise NotImplementedError
 
     def _check_empty(self, checks, lengths):
         """ValueError for a min/max/argmin/argmax over a zero-length dimension."""
@@ -175,18 +236,25 @@ class KernelBase:
                 results.append(o)
         return tuple(results) if self._tuple_result else results[0]
 
-    def _outputs(self, spec, lengths, out, values):
-        """Arrays the entry point writes, and the user's out= arrays to copy them into."""
-        n = len(spec.result_dtypes)
+    def _given_outs(self, out, n):
+        """The out= argument as a list of n entries (None: allocate that result)."""
         if out is None:
-            given = [None] * n
-        elif self._tuple_result:
+            return [None] * n
+        if self._tuple_result:
             if not isinstance(out, tuple) or len(out) != n:
                 raise TypeError(f"{self.name}(): out must be a tuple of {n} arrays (or None "
                                 f"entries), got {describe_value(out)}")
-            given = list(out)
-        else:
-            given = [out]
+            return list(out)
+        return [out]
+
+    def _out_mismatch(self, label, dtype, shape, given):
+        return TypeError(f"{self.name}(): {label} must be {_a(str(dtype))} array of shape "
+                         f"{shape}, got {describe_value(given)}")
+
+    def _outputs(self, spec, lengths, out, values):
+        """Arrays the entry point writes, and the user's out= arrays to copy them into."""
+        n = len(spec.result_dtypes)
+        given = self._given_outs(out, n)
         outs, final = [], []
         for i, (dtype, axes) in enumerate(zip(spec.result_dtypes, spec.result_axes)):
             shape = tuple(lengths[d] for d in axes) if axes is not None else ()
@@ -197,8 +265,7 @@ class KernelBase:
                 continue
             label = "out" if n == 1 else f"out[{i}]"
             if not isinstance(o, np.ndarray) or o.dtype != dtype or o.shape != shape:
-                raise TypeError(f"{self.name}(): {label} must be {_a(str(dtype))} array of "
-                                f"shape {shape}, got {describe_value(o)}")
+                raise self._out_mismatch(label, dtype, shape, o)
             if not o.flags.writeable:
                 raise ValueError(f"{self.name}(): {label} is read-only")
             for j in range(i):
@@ -279,8 +346,8 @@ class KernelBase:
         dtype = binding[p.typevar]
         owner = bound_by.get(p.typevar, p.name)
         try:
-            given = _binding_dtype(v)
-            if p.axes is None and given is not None and given != dtype:
+            given = _binding_dtype(v) if p.axes is None else None
+            if given is not None and given != dtype:
                 # a NumPy scalar takes part in binding like an array: another dtype is a
                 # mismatch, not a cast (whichever of the two comes first)
                 raise TypeError(f"{self.name}(): {p.name} must be {p.expected(dtype)}, got "
@@ -293,8 +360,8 @@ class KernelBase:
 
     def _convert_to(self, p, v, dtype):
         if p.axes is not None:
-            return _convert_array(self.name, p, v, dtype)
-        return _convert_scalar(self.name, p, v, dtype)
+            return _convert_array(self.name, p, v, dtype, self._device)
+        return _convert_scalar(self.name, p, v, dtype, self._device)
 
 
 def _binding_dtype(v):
@@ -303,6 +370,11 @@ def _binding_dtype(v):
         return v.dtype
     if isinstance(v, np.generic) and v.dtype in _DTYPE_SET:
         return v.dtype
+    if isinstance(v, (bool, int, float, list, tuple, np.ndarray, np.generic)):
+        return None
+    info = device_array_info(v)   # device arrays bind as NumPy arrays do
+    if info is not None and info[0] in _DTYPE_SET:
+        return info[0]
     return None
 
 
@@ -323,8 +395,17 @@ def _python_dtype(v, p, kernel):
     raise TypeError(f"{kernel}(): {p.name} must be {p.expected(None)}, got {describe_value(v)}")
 
 
-def _convert_array(kernel, p, v, dtype):
+def _convert_array(kernel, p, v, dtype, device=False):
     if type(v) is not np.ndarray:
+        info = None if isinstance(v, (np.ndarray, list, tuple)) else device_array_info(v)
+        if info is not None:
+            if not device:
+                raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
+                                f"{describe_value(v)} ({_ON_CPU})")
+            if info[0] != dtype or len(info[1]) != p.ndim:
+                raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
+                                f"{describe_value(v)}")
+            return DeviceValue(v, dtype, info[1])
         if isinstance(v, np.ma.MaskedArray):
             raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got a masked "
                             "array (nbx does not apply masks: pass arr.filled(value) or "
@@ -346,7 +427,7 @@ def _convert_array(kernel, p, v, dtype):
     return v
 
 
-def _convert_scalar(kernel, p, v, dtype):
+def _convert_scalar(kernel, p, v, dtype, device=False):
     if isinstance(v, np.ndarray) and v.ndim == 0:
         v = v[()]
     if isinstance(v, bool):
@@ -363,8 +444,15 @@ def _convert_scalar(kernel, p, v, dtype):
     elif isinstance(v, np.generic) and v.dtype.kind in "biufc":
         src = v.dtype   # also float16, longdouble, complex: can_cast decides
     else:
-        raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
-                        f"{describe_value(v)}")
+        info = device_array_info(v)
+        if info is None or info[1] != () or not device:
+            hint = f" ({_ON_CPU})" if info is not None and info[1] == () else ""
+            raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
+                            f"{describe_value(v)}{hint}")
+        if not np.can_cast(info[0], dtype, casting="same_kind"):
+            raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
+                            f"{describe_value(v)} (not a same-kind conversion)")
+        return DeviceValue(v, dtype, ())   # a 0-d device array: read at the call
     if not np.can_cast(src, dtype, casting="same_kind"):
         raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
                         f"{describe_value(v)} (not a same-kind conversion)")

@@ -3,19 +3,30 @@
 The calling convention itself (argument checks, type-variable binding, outputs, messages) is
 nbx/callconv.py, shared word for word with standalone modules from `nbxc compile`. This file
 adds what only a live compiler can give: specialisations compiled on demand, the reference
-interpreter, the plan, the generated source and what Numba made of it.
+interpreter, the plan, the generated source and what Numba made of it. Calls of CUDA targets
+go to nbx/backends/cuda_runtime.py; target="auto" picks a target per call (AutoKernel).
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 
 import numpy as np
 
-from .callconv import Compiled, KernelBase
+from .backends import cuda_runtime
+from .callconv import Compiled, DeviceValue, KernelBase, describe_value, device_array_info
 from .dsl import ast, ir
-from .dsl.compile import ms, report, verbose
+from .dsl.compile import DEVICE_TARGETS, ms, report, verbose
 from .dsl.types import DTYPES
+
+AUTO_GPU_BYTES = 4 * 2**20
+"""target="auto" runs a call on the GPU when its NumPy inputs total at least this many bytes
+and a GPU is present (device-array inputs always go to the GPU): below it, copying the inputs
+to the device and the results back costs more than the CPU's whole computation. A first
+estimate (4 MiB: about 0.3 ms over PCIe against the CPU's ~20 GB/s); benchmarks/gpu.py is to
+measure it."""
 
 
 class _Specialization(Compiled):
@@ -24,8 +35,9 @@ class _Specialization(Compiled):
     def __init__(self, kernel_ir, plan, source, path, entry, fast):
         checks = [(kind, over, span.line if span is not None else None)
                   for kind, over, span in ir.empty_checks(kernel_ir)]
+        from .backends.wrapper import needs_error_flag
         super().__init__(entry, fast, kernel_ir.dims, [r.dtype for r in kernel_ir.results],
-                         [r.axes for r in kernel_ir.results], checks)
+                         [r.axes for r in kernel_ir.results], checks, needs_error_flag(plan))
         self.ir = kernel_ir
         self.plan = plan
         self.source = source
@@ -64,26 +76,45 @@ def param_table(definition: ast.KernelDef) -> list[tuple]:
 class Kernel(KernelBase):
     """A compiled nbx kernel: call it like a NumPy function."""
 
-    def __init__(self, module, definition: ast.KernelDef):
+    def __init__(self, module, definition: ast.KernelDef, target: str | None = None):
         super().__init__(definition.name, param_table(definition), definition.tuple_result,
                          signature_text(definition), definition.doc or "")
         self._module = module
         self._def = definition
+        self._target = target   # None: the module's
+
+    def _attach(self, module) -> None:
+        self._module = module
+        self._device = self.target in DEVICE_TARGETS
+
+    @property
+    def target(self) -> str:
+        """The target this kernel's calls run on ("auto": chosen per call)."""
+        return self._target or self._module.target
 
     def __repr__(self) -> str:
-        return f"<nbx.Kernel {self.signature} target={self._module.target!r}>"
+        return f"<nbx.Kernel {self.signature} target={self.target!r}>"
 
     def build(self, binding: dict[str, np.dtype]) -> _Specialization:
-        return self._module._compile_kernel(self._def, binding)
+        if self._target is None:
+            return self._module._compile_kernel(self._def, binding)
+        return self._module._compile_kernel(self._def, binding, self._target)
 
     def _run(self, spec, values, lengths, out):
+        return self._timed(spec, super()._run, spec, values, lengths, out)
+
+    def _run_device(self, spec, values, lengths, out, stream):
+        cuda_runtime.require(self.target)
+        return self._timed(spec, cuda_runtime.run, self, spec, values, lengths, out, stream)
+
+    def _timed(self, spec, run, *args):
         if spec.report is None or not verbose():
-            return super()._run(spec, values, lengths, out)
+            return run(*args)
         # The first call of a new specialisation always comes here (the fast path only knows
         # specialisations built before): time Numba's compile or cache load within it.
         t0 = time.perf_counter()
         try:
-            return super()._run(spec, values, lengths, out)
+            return run(*args)
         finally:
             t1 = time.perf_counter()
             binding = ", ".join(f"{tv}={dt}" for tv, dt in spec.ir.binding)
@@ -118,14 +149,16 @@ class Kernel(KernelBase):
 
     def inspect_ptx(self) -> dict[str, str]:
         """PTX of every compiled CUDA kernel, keyed by specialisation (CUDA targets only)."""
+        if self.target in DEVICE_TARGETS:
+            return self._inspect("inspect_ptx")
         raise TypeError(f"{self.name}(): inspect_ptx() needs a CUDA target; this kernel is "
-                        f"compiled for {self._module.target!r} (try inspect_asm())")
+                        f"compiled for {self.target!r} (try inspect_asm())")
 
     def _inspect(self, what: str) -> dict[str, str]:
         from .backends import load_backend
         if not self._specs:
             self.specialize()
-        backend = load_backend(self._module.target)
+        backend = load_backend(self.target)
         out = {}
         for key, spec in list(self._specs.items()):
             label = ", ".join(f"{tv}={dt}" for tv, dt in zip(self._typevars, key))
@@ -137,6 +170,8 @@ class Kernel(KernelBase):
         """Results computed by the NumPy reference interpreter (the semantics' definition)."""
         from .dsl.reference import evaluate
         values, binding, lengths = self._bind(args, kwargs)
+        values = [cuda_runtime.host_value(v) if isinstance(v, DeviceValue) else v
+                  for v in values]
         kernel_ir = self._module._compiler.check_kernel(self._def, binding)
         self._check_empty([(k, o, s.line if s is not None else None)
                            for k, o, s in ir.empty_checks(kernel_ir)], lengths)
@@ -155,10 +190,10 @@ class Module:
         self.kernels = kernels
         self.target = compiler.target
         for k in kernels.values():
-            k._module = self
+            k._attach(self)
 
-    def _compile_kernel(self, definition, binding):
-        return self._compiler.specialize(definition, binding)
+    def _compile_kernel(self, definition, binding, target: str | None = None):
+        return self._compiler.specialize(definition, binding, target)
 
     def __getattr__(self, name: str) -> Kernel:
         kernels = self.__dict__.get("kernels", {})
@@ -175,3 +210,112 @@ class Module:
 
     def __repr__(self) -> str:
         return f"<nbx.Module {self._compiler.filename!r}: {', '.join(self.kernels)}>"
+
+
+class AutoKernel(Kernel):
+    """A kernel of target="auto": each call runs on the CPU or the GPU (LANGUAGE.md section 8).
+
+    It holds a cpu kernel and, built the first time a call goes to the GPU, a cuda kernel of
+    the same definition; both specialise through the module's one compiler."""
+
+    def __init__(self, module, definition: ast.KernelDef):
+        super().__init__(module, definition, "auto")
+        self._cpu = Kernel(module, definition, "cpu")
+        self._gpu: Kernel | None = None
+        self._gpu_lock = threading.Lock()
+
+    def _attach(self, module) -> None:
+        super()._attach(module)
+        self._device = True   # its argument checks (explain, reference) take device arrays
+        self._cpu._attach(module)
+
+    def _cuda(self) -> Kernel:
+        if self._gpu is None:
+            with self._gpu_lock:
+                if self._gpu is None:
+                    gpu = Kernel(self._module, self._def, "cuda")
+                    gpu._attach(self._module)
+                    self._gpu = gpu
+        return self._gpu
+
+    def __call__(self, *args, **kwargs):
+        if self._choose(args, kwargs)[0] == "cuda":
+            return self._cuda()(*args, **kwargs)
+        if "stream" in kwargs and not self._has_stream_param:
+            del kwargs["stream"]   # no stream on the CPU
+        return self._cpu(*args, **kwargs)
+
+    def target_for(self, *args, **kwargs) -> tuple[str, str]:
+        """("cpu" or "cuda", why) for a call with these arguments (not checked here)."""
+        return self._choose(args, kwargs, why=True)
+
+    def _choose(self, args, kwargs, why=False):
+        total = 0
+        for key, v in itertools.chain(enumerate(args), kwargs.items()):
+            if type(v) is np.ndarray:
+                if key != "out" or self._has_out_param:
+                    total += v.nbytes
+                continue
+            if v is None or type(v) in (float, int, bool):
+                continue
+            if key == "stream" and not self._has_stream_param:
+                continue
+            if key == "out" and not self._has_out_param and isinstance(v, tuple):
+                v = next((o for o in v if o is not None and device_array_info(o)), None)
+            if v is not None and device_array_info(v) is not None:
+                if not why:
+                    return "cuda", None
+                name = self._params[key].name if isinstance(key, int) and \
+                    key < len(self._params) else key
+                return "cuda", f"{name} is {describe_value(v)}"
+        if total < AUTO_GPU_BYTES:
+            return "cpu", why and (f"the NumPy inputs total {_bytes(total)}, below "
+                                   f"AUTO_GPU_BYTES = {_bytes(AUTO_GPU_BYTES)}")
+        ok, what = cuda_runtime.available()
+        if not ok:
+            return "cpu", why and f"no GPU available: {what}"
+        return "cuda", why and (f"the NumPy inputs total {_bytes(total)}, at least "
+                                f"AUTO_GPU_BYTES = {_bytes(AUTO_GPU_BYTES)}, and {what} "
+                                "is available")
+
+    def explain(self, *args, binding: dict | None = None, **kwargs) -> str:
+        """The fusion plan, then which target a call would take and why: for these arguments
+        if given (their binding's plan), else the rule and whether a GPU is available."""
+        from .dsl.fuse import format_plan, fuse
+        if args or kwargs:
+            target, reason = self.target_for(*args, **kwargs)
+            call = {k: v for k, v in kwargs.items()
+                    if not (k in ("out", "stream") and k not in self._index)}
+            bound = self._bind(args, call)[1]
+        else:
+            ok, what = cuda_runtime.available()
+            if ok:
+                target, reason = "cuda or cpu", (
+                    f"cuda for device arrays and for NumPy inputs of at least AUTO_GPU_BYTES = "
+                    f"{_bytes(AUTO_GPU_BYTES)}, else cpu; {what} is available")
+            else:
+                target, reason = "cpu", f"no GPU available: {what}"
+            bound = self._binding_from_names(binding) or {tv: DTYPES["f64"]
+                                                          for tv in self._typevars}
+        compiler = self._module._compiler
+        kernel_ir = compiler.check_kernel(self._def, bound)
+        with compiler.chokepoint(self._def.name_span):
+            plan = fuse(kernel_ir)
+        return f"{format_plan(plan).rstrip()}\ntarget auto: {target} ({reason})"
+
+    # what the CPU kernel (the one calls take by default) is made of
+    def specialize(self, binding=None):
+        return self._cpu.specialize(binding)
+
+    def _inspect(self, what: str) -> dict[str, str]:
+        return self._cpu._inspect(what)
+
+    def inspect_ptx(self) -> dict[str, str]:
+        return self._cuda().inspect_ptx()
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"

@@ -532,24 +532,29 @@ from numba import config, cuda
 CACHE = {cache!r}
 # threads per block: a power of two (the block's combining tree halves it)
 THREADS = {sim} if config.ENABLE_CUDASIM else {gpu}
-_SMS = None
+_WAVE = None
 
 
-def _multiprocessors():
-    global _SMS
-    if _SMS is None:
-        _SMS = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", None) or 4
-    return _SMS
+def _wave():
+    """Blocks that fill the device once (the simulator: a few, each a set of Python threads)."""
+    global _WAVE
+    if _WAVE is None:
+        if config.ENABLE_CUDASIM:
+            _WAVE = 4
+        else:
+            sms = getattr(cuda.get_current_device(), "MULTIPROCESSOR_COUNT", None) or 16
+            _WAVE = sms * (2048 // THREADS)
+    return _WAVE
 
 
 def grid(n):
     """Blocks for a grid-stride loop over n items: one full wave of the device at most."""
-    return max(1, min((n + THREADS - 1) // THREADS, _multiprocessors() * (2048 // THREADS)))
+    return max(1, min((n + THREADS - 1) // THREADS, _wave()))
 
 
 def blocks(n):
     """Blocks for a loop of n block-sized items (segments)."""
-    return max(1, min(n, _multiprocessors() * (2048 // THREADS) * 4))
+    return max(1, min(n, _wave() * 4))
 
 
 def row_parts(nseg, q):
@@ -557,7 +562,7 @@ def row_parts(nseg, q):
     four elements, at most {max_parts}."""
     if nseg == 0 or q == 0:
         return 1
-    fill = (_multiprocessors() * (2048 // THREADS) + nseg - 1) // nseg
+    fill = (_wave() + nseg - 1) // nseg
     work = (q + 4 * THREADS - 1) // (4 * THREADS)
     return max(1, min(fill, work, {max_parts}))
 
@@ -566,7 +571,7 @@ def column_chunks(nkept, q):
     """Chunks of the reduced elements per kept element, and their length (at least 16)."""
     if nkept == 0 or q == 0:
         return 1, q
-    fill = (_multiprocessors() * 2048 + nkept - 1) // nkept
+    fill = (_wave() * THREADS + nkept - 1) // nkept
     chunks = max(1, min(fill, (q + 15) // 16, {max_parts}))
     per = (q + chunks - 1) // chunks
     return (q + per - 1) // per, per

@@ -23,7 +23,10 @@ from .build import parse
 from .fuse import fuse
 from .source import CompileError, Source, Span
 
-TARGETS = ("cpu",)
+TARGETS = ("cpu", "cuda", "cuda-ufunc", "auto")
+DEVICE_TARGETS = ("cuda", "cuda-ufunc")   # run on the GPU: nbx/backends/cuda_runtime.py
+# "auto" picks "cpu" or "cuda" per call (nbx/runtime.py: AutoKernel); its specialisations are
+# those of the two targets.
 
 
 class Compiler:
@@ -47,10 +50,31 @@ class Compiler:
             t1 = time.perf_counter()
             self.env = checker.collect(module_ast, self.source)
             checker.check_module(self.env, on_error)           # check (default bindings)
+            if target == "cuda-ufunc":
+                self._refuse_non_ufuncs()
             t2 = time.perf_counter()
         if verbose():
             report(f"{filename}: parse {ms(t1 - t0)}, check {ms(t2 - t1)} "
                    f"({len(self.env.kernels)} kernels)")
+
+    def _refuse_non_ufuncs(self) -> None:
+        """cuda-ufunc takes single-result element-wise kernels only: a CompileError at the
+        first other kernel's name, when the module is compiled (at the default binding; a
+        binding that differs in this is refused when it is specialised)."""
+        for definition in self.env.kernels.values():
+            try:
+                kernel_ir = self.check_kernel(definition,
+                                              checker.default_binding(self.env, definition))
+            except TypeError:   # does not check at the default binding: see specialize
+                continue
+            with self.chokepoint(definition.name_span):
+                self._refuse_non_ufunc(definition, fuse(kernel_ir))
+
+    def _refuse_non_ufunc(self, definition, plan) -> None:
+        from ..backends.cuda_ufunc import unsupported
+        why = unsupported(plan)
+        if why is not None:
+            raise CompileError(definition.name_span, why[0], why[1], self.source)
 
     @contextmanager
     def chokepoint(self, where: Span | None = None):
@@ -86,15 +110,25 @@ class Compiler:
             self._irs[key] = kernel_ir
         return kernel_ir
 
-    def specialize(self, definition, binding: dict[str, np.dtype]):
+    def specialize(self, definition, binding: dict[str, np.dtype], target: str | None = None):
+        """Compile one binding of a kernel for `target` (default: the module's; "auto" means
+        "cpu", where its calls go unless they bring device arrays or much data)."""
         from ..backends import load_backend
         from ..runtime import _Specialization
+        target = target or self.target
+        if target == "auto":
+            target = "cpu"
+        if target in DEVICE_TARGETS:   # a clear message, not an import error from the backend
+            from ..backends.cuda_runtime import require
+            require(target, gpu=False)
         t0 = time.perf_counter()
         kernel_ir = self.check_kernel(definition, binding)
         with self.chokepoint(definition.name_span):
             t1 = time.perf_counter()
             plan = fuse(kernel_ir)                              # fuse
-            backend = load_backend(self.target)
+            if target == "cuda-ufunc":
+                self._refuse_non_ufunc(definition, plan)
+            backend = load_backend(target)
             source = backend.emit(plan, origin=self.filename, **self.options)   # emit
             t2 = time.perf_counter()
             first_numba = "numba" not in sys.modules   # its import is part of the first load
@@ -160,10 +194,11 @@ def ms(seconds: float) -> str:
 def compile(text: str, *, target: str = "cpu", filename: str = "<string>",
             fastmath: bool = False, parallel: bool = True, cache: bool = True):
     """Compile nbx source text into a Module of Kernels (bind)."""
-    from ..runtime import Kernel, Module
+    from ..runtime import AutoKernel, Kernel, Module
     compiler = Compiler(text, filename=filename, target=target, fastmath=fastmath,
                         parallel=parallel, cache=cache)
-    kernels = {name: Kernel(None, d) for name, d in compiler.env.kernels.items()}
+    kind = AutoKernel if target == "auto" else Kernel
+    kernels = {name: kind(None, d) for name, d in compiler.env.kernels.items()}
     return Module(compiler, kernels)
 
 

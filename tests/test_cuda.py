@@ -1,0 +1,176 @@
+"""The cuda and cuda-ufunc targets against the reference interpreter.
+
+Without a GPU (CI) the cuda kernels run under Numba's CUDA simulator (tests/conftest.py turns it
+on before Numba is imported), with 16 threads per block, so that the sizes below exercise
+partial blocks, several blocks, several blocks per reduced segment (and their finishing
+kernels), column reductions in chunks, and empty dimensions. `NBX_TEST_GPU=1` runs the same
+tests on a real GPU. cuda.vectorize does not run in the simulator: the cuda-ufunc target's
+scalar function is compiled for the CPU instead (the same text, other decorators) and checked.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from test_differential import (
+    EXAMPLE_FILES,
+    GRID_SOURCE,
+    NP,
+    accumulator_args,
+    assert_same,
+    check_grid,
+    example_args,
+    random_array,
+    signature_params,
+)
+
+import nbx
+from nbx.backends import cuda_ufunc
+from nbx.backends.base import import_module, write_module
+from nbx.dsl.compile import Compiler
+from nbx.dsl.fuse import fuse
+
+# The simulator runs every thread as a Python thread and every barrier as a lock: the shapes
+# are small, yet span several blocks (16 threads each here), several blocks per segment
+# (n=300: finishing kernels), row segments (40x3), column chunks (9x40) and empty dimensions.
+SHAPES = {1: [(0,), (1,), (37,), (300,)],
+          2: [(0, 5), (5, 0), (3, 4), (9, 40), (40, 3)],
+          3: [(2, 0, 3), (2, 3, 4), (4, 3, 5)]}
+DTYPES = {1: ["bool", "i8", "u16", "i64", "u64", "f32", "f64"], 2: ["i32", "f32", "f64"],
+          3: ["f64"]}
+
+
+@pytest.fixture(scope="module")
+def cuda_grid():
+    return nbx.compile(GRID_SOURCE, target="cuda", filename="grid.nbx")
+
+
+def grid_cases():
+    for rank, shapes in SHAPES.items():
+        for dtype in DTYPES[rank]:
+            for shape in shapes:
+                yield pytest.param(dtype, shape, id=f"{dtype}-{'x'.join(map(str, shape))}")
+
+
+@pytest.mark.parametrize(("dtype", "shape"), list(grid_cases()))
+def test_reductions(cuda_grid, dtype, shape):
+    rng = np.random.default_rng(zlib.crc32(f"{dtype}{shape}cuda".encode()))
+    rank = len(shape)
+    for special in ([False, True] if dtype == "f64" else [False]):
+        x = random_array(rng, dtype, shape, special)
+        what = f"cuda {dtype}{list(shape)}{' special' if special else ''}"
+        red = f"red{rank}" if rank != 2 or dtype in ("f32", "f64") else "red2s"
+        check_grid(cuda_grid, red, x, dtype, what=what)
+        if x.size:
+            check_grid(cuda_grid, f"ext{rank}", x, dtype, what=what)
+        else:
+            with pytest.raises(ValueError, match=r"over dimension \w+ of length 0"):
+                cuda_grid[f"ext{rank}"](x)
+
+
+def test_strided_inputs(cuda_grid):
+    rng = np.random.default_rng(7)
+    x = random_array(rng, "f64", (20, 31))
+    check_grid(cuda_grid, "red2", x[::-1, ::2], "f64", what="cuda reversed and strided")
+    check_grid(cuda_grid, "ext2", np.asfortranarray(x), "f64", what="cuda F order")
+
+
+def test_empty_reductions_have_numpy_values(cuda_grid):
+    x = np.zeros(0, np.float32)
+    total, product, mean, var, std, anything, everything = cuda_grid.red1(
+        x, *accumulator_args("f32"))
+    assert total == 0 and type(total) is np.float32 and product == 1
+    assert np.isnan(mean) and np.isnan(var) and np.isnan(std)
+    assert anything is np.False_ and everything is np.True_
+
+
+def example_cases():
+    for path in EXAMPLE_FILES:
+        for name, kernel in nbx.load(path).kernels.items():
+            generic = any(dt not in NP for _, dt, _ in signature_params(kernel))
+            for dtype in (["f64", "f32"] if generic else ["f64"]):
+                yield pytest.param(path, name, dtype, id=f"{path.stem}-{name}-{dtype}")
+
+
+@pytest.mark.parametrize(("path", "name", "dtype"), list(example_cases()))
+def test_examples(path, name, dtype):
+    kernel = nbx.load(path, target="cuda")[name]
+    rng = np.random.default_rng(zlib.crc32(f"{name}{dtype}".encode()))
+    for lengths in ({"n": 300, "m": 21, "k": 45}, {"n": 5, "m": 2, "k": 3}):
+        args = example_args(kernel, dtype, lengths, rng)
+        got, want = kernel(*args), kernel.reference(*args)
+        got = got if isinstance(got, tuple) else (got,)
+        want = want if isinstance(want, tuple) else (want,)
+        for g, w in zip(got, want, strict=True):
+            tol = 1e-4 if np.asarray(w).dtype == np.float32 else 1e-10
+            scale = float(np.max(np.abs(w))) if np.size(w) and np.isfinite(w).all() else 1.0
+            assert_same(g, w, rtol=tol, atol=tol * scale, what=f"{name} {dtype} {lengths}")
+
+
+# --------------------------------------------------------------------------------------------
+# cuda-ufunc: the generated scalar function, compiled for the CPU
+
+UFUNC = {
+    "arith": "kernel arith(x: T[n], y: T[n]) -> T[n]:\n"
+             "    return where(x < y, x * y + 1, x - y)\n",
+    "floats": "kernel floats(x: F[m, k], v: F[k]) -> F[m, k]:\n"
+              "    return sqrt(abs(x)) * exp(-v * v) + atan2(x, v) + x // v + x % v\n",
+    "ints": "kernel ints(x: I[n], s: I) -> I[n]:\n"
+            "    return (x // s) ^ (x % s) + (x << 2) + (x >> 1)\n",
+    "stats": "kernel stats(x: f64[n]) -> f64:\n    return sum(x)\n",
+    "pair": "kernel pair(x: f64[n]) -> (f64[n], f64[n]):\n    return x, -x\n",
+    "outer": "kernel outer(x: f64[m], y: f64[k]) -> f64[m, k]:\n    return x * y\n",
+    "power": "kernel power(x: i64[n], y: i64[n]) -> i64[n]:\n    return x ** y\n",
+}
+UFUNC_SOURCE = "\n".join(UFUNC.values())
+
+
+def cpu_ufunc(name, binding):
+    compiler = Compiler(UFUNC_SOURCE, filename="ufunc.nbx")
+    plan = fuse(compiler.check_kernel(compiler.env.kernels[name], binding))
+    text = cuda_ufunc.emit(plan, origin="ufunc.nbx", fastmath=False, parallel=True,
+                           cache=False, device=False)
+    gpu_text = cuda_ufunc.emit(plan, origin="ufunc.nbx", fastmath=False, parallel=True,
+                               cache=False)
+    scalar = text[text.index(f"def _scalar_{name}"):text.index(f"_ufunc_{name} =")]
+    assert scalar in gpu_text   # the CPU twin compiles exactly the GPU's scalar function
+    path, _ = write_module(text, False)
+    return getattr(import_module(path), f"launch_{name}"), plan
+
+
+@pytest.mark.parametrize(("name", "dtype"), [
+    ("arith", "i8"), ("arith", "u32"), ("arith", "f32"), ("arith", "f64"),
+    ("floats", "f32"), ("floats", "f64"), ("ints", "i32"), ("ints", "u64"), ("ints", "i8")])
+def test_ufunc_scalar_function_on_the_cpu(name, dtype):
+    tv = {"arith": "T", "floats": "F", "ints": "I"}[name]
+    launch, plan = cpu_ufunc(name, {tv: NP[dtype]})
+    module = nbx.compile(UFUNC_SOURCE, filename="ufunc.nbx")
+    kernel = module[name]
+    rng = np.random.default_rng(zlib.crc32(f"ufunc{name}{dtype}".encode()))
+    if name == "floats":
+        args = [random_array(rng, dtype, (6, 9), special=True), random_array(rng, dtype, (9,))]
+    elif name == "ints":
+        args = [random_array(rng, dtype, (50,)), NP[dtype].type(3)]
+    else:
+        args = [random_array(rng, dtype, (50,)), random_array(rng, dtype, (50,))]
+    want = kernel.reference(*args)
+    out = np.empty_like(want)
+    with np.errstate(all="ignore"):
+        launch(args, [out], None, [], 0)
+    assert_same(out, want, what=f"cuda-ufunc {name} {dtype}")
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("stats", "kernel 'stats' has a reduction, sum() (line 2); a ufunc is element-wise"),
+    ("pair", "kernel 'pair' returns 2 values; a ufunc returns one"),
+    ("outer", "x[m] does not line up with the result [m, k]"),
+    ("power", "raises integers to powers that may be negative"),
+])
+def test_ufunc_refuses_what_a_ufunc_cannot_be(name, message):
+    with pytest.raises(nbx.CompileError) as info:
+        nbx.compile(UFUNC[name], target="cuda-ufunc", filename="ufunc.nbx")
+    err = info.value
+    assert (err.line, err.column) == (1, 8)   # at the kernel's name
+    assert message in err.message and "target='cuda'" in err.hint
