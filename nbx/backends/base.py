@@ -70,9 +70,10 @@ def literal(value, dtype: np.dtype) -> str:
     return f"{ctor(dtype)}({int(value)!r})"
 
 
-def expression(node, operands: list[str]) -> str:
+def expression(node, operands: list[str], target: str = "cpu") -> str:
     """The scalar code of a Const, Cast or Apply node, given its operands' code: the one
-    spelling of every operation, shared by the backends (the op table holds the templates).
+    spelling of every operation, shared by the backends (the op table holds the templates;
+    `target` "cuda" takes its CUDA spellings where they differ).
 
         Apply(MUL, f64)  ["t0", "t1"]  ->  "np.float64(t0 * t1)"
     """
@@ -85,8 +86,10 @@ def expression(node, operands: list[str]) -> str:
     if isinstance(node, ir.Apply):
         operand = node.args[1] if node.op.name == "WHERE" else node.args[0]
         kind = "b" if operand.dtype.kind == "b" else operand.dtype.kind
-        code = node.op.info.cpu_template(kind).format(*operands,
-                                                       bits=operand.dtype.itemsize * 8)
+        info = node.op.info
+        template = info.cuda_template(kind) if target == "cuda" else info.cpu_template(kind)
+        code = template.format(*operands, bits=operand.dtype.itemsize * 8,
+                               s="f" if operand.dtype.itemsize == 4 else "")
         return code if node.dtype.kind == "b" else f"{ctor(node.dtype)}({code})"
     raise TypeError(node)  # pragma: no cover
 

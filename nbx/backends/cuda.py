@@ -30,6 +30,8 @@ stream)` only enqueues launches; nbx/backends/cuda_runtime.py moves data and che
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..dsl import ir
@@ -46,14 +48,20 @@ MAX_PARTS = 1024        # most partials per segment (blocks or chunks), kept sma
 _NOT_ON_GPU = {"_nbx_radd", "_nbx_rmul", "_nbx_tree_sum"}  # CPU-only helpers of PRELUDE
 
 
+# NumPy functions inside the CPU helpers, and what the GPU calls instead (HEADER's aliases)
+_HELPER_CALLS = {"np.fmod(": "_fmod(", "np.floor(": "_floor(", "np.copysign(": "_copysign("}
+
+
 def device_prelude() -> str:
-    """The CPU prelude's NumPy-exact scalar helpers as CUDA device functions."""
-    parts = []
+    """The CPU prelude's NumPy-exact scalar helpers as CUDA device functions, and sign."""
+    parts = [SIGN_HELPERS.strip()]
     for chunk in PRELUDE.strip().split("\n\n\n"):
         name = chunk.split("def ", 1)[1].split("(", 1)[0]
         if name in _NOT_ON_GPU:
             continue
         decorator, body = chunk.split("\n", 1)
+        for call, alias in _HELPER_CALLS.items():
+            body = body.replace(call, alias)
         parts.append("@cuda.jit(device=True, cache=CACHE)\n" + body)
     return "\n\n\n".join(parts)
 
@@ -203,7 +211,7 @@ class CudaEmitter:
             if node in code or (invariant and node.dims):
                 continue
             if isinstance(node, ir.Const):
-                code[node] = expression(node, [])
+                code[node] = expression(node, [], "cuda")
                 continue
             if isinstance(node, ir.DimLen):
                 code[node] = self.length(node.dim)
@@ -220,7 +228,7 @@ class CudaEmitter:
                 name = self.buffers[node] + ("_i" if is_arg(node) else "")
                 value = f"{name}[{self.index(node.dims)}]"
             else:
-                value = expression(node, [code[a] for a in ir.children(node)])
+                value = expression(node, [code[a] for a in ir.children(node)], "cuda")
             name = f"t{tag}_{counter}"
             counter += 1
             b.line(f"{name} = {value}")
@@ -397,15 +405,21 @@ class CudaEmitter:
                     first, step = "_t", "THREADS"
                 self.decompose(b, "_seg", kept)
                 self.init_acc(b, reds)
-                with b.block(f"for _j in range({first}, {count}, {step}):"):
-                    if what == "main":
-                        self.decompose(b, "_j", over)
-                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}",
-                                           known)
-                        for r in reds:
-                            self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r)
-                                      else "")
-                    else:
+                if what == "main":
+                    # UNROLL elements per round with no bounds test inside: their loads are
+                    # independent, so a thread has several in flight; then the rest one by
+                    # one. The order of accumulation is the same either way.
+                    b.line(f"_j = {first}")
+                    with b.block(f"while _j + (UNROLL - 1) * ({step}) < {count}:"):
+                        with b.block("for _u in range(UNROLL):"):
+                            self.emit_row_element(b, stage, j, over, reds, known,
+                                                  f"_j + _u * ({step})")
+                        b.line(f"_j += UNROLL * ({step})")
+                    with b.block(f"while _j < {count}:"):
+                        self.emit_row_element(b, stage, j, over, reds, known, "_j")
+                        b.line(f"_j += {step}")
+                else:
+                    with b.block(f"for _j in range({first}, {count}, {step}):"):
                         for r in reds:
                             p = f"_p{self.buffers[r]}"
                             self.fold(b, r, f"{p}[_seg, _j]", f"{p}_i[_seg, _j]"
@@ -433,6 +447,15 @@ class CudaEmitter:
             with launch.block("if _parts > 1:"):
                 launch.line(f"{name}_finish[blocks(_nseg), THREADS, stream](*_base, {args})")
 
+    def emit_row_element(self, b: CodeBuilder, stage: Stage, j: int, over, reds, known,
+                         linear: str) -> None:
+        """Fold the element at `linear` (over the reduced dimensions) into the accumulators."""
+        b.line(f"_e = {linear}")
+        self.decompose(b, "_e", over)
+        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}", known)
+        for r in reds:
+            self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r) else "")
+
     def target(self, kept):
         return lambda r, s: f"{self.buffers[r]}{s}[{self.index(kept)}]"
 
@@ -457,13 +480,14 @@ class CudaEmitter:
                 if what == "main":
                     b.line("_lo = _chunk * _per")
                     b.line(f"_hi = min(_lo + _per, {self.count(over)})")
-                    with b.block("for _j in range(_lo, _hi):"):
-                        self.decompose(b, "_j", over)
-                        code = self.values(b, [r.arg for r in reds], f"{stage.index}_{j}",
-                                           known)
-                        for r in reds:
-                            self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r)
-                                      else "")
+                    b.line("_j = _lo")
+                    with b.block("while _j + (UNROLL - 1) < _hi:"):  # as in emit_rows
+                        with b.block("for _u in range(UNROLL):"):
+                            self.emit_row_element(b, stage, j, over, reds, known, "_j + _u")
+                        b.line("_j += UNROLL")
+                    with b.block("while _j < _hi:"):
+                        self.emit_row_element(b, stage, j, over, reds, known, "_j")
+                        b.line("_j += 1")
                 else:
                     with b.block("for _c in range(_chunks):"):
                         for r in reds:
@@ -524,14 +548,37 @@ def merge(r: ir.Reduce, target: str, value: str, target_i: str = "", value_i: st
             f"    {target_i} = _b_i"]
 
 
-HEADER = '''import math
+SIGN_HELPERS = '''
+@cuda.jit(device=True, cache=CACHE)
+def _nbx_fsign(x):
+    # NumPy's sign of a float: -1, 0 (never -0) or 1, NaN for NaN
+    if x > 0:
+        return x - x + 1
+    if x < 0:
+        return x - x - 1
+    return x + 0
+
+
+@cuda.jit(device=True, cache=CACHE)
+def _nbx_isign(x):
+    if x > 0:
+        return x - x + 1
+    if x < 0:
+        return x - x - 1
+    return x - x
+'''
+
+HEADER_TEMPLATE = '''import math
 
 import numpy as np
 from numba import config, cuda
 
 CACHE = {cache!r}
-# threads per block: a power of two (the block's combining tree halves it)
+{aliases}
+# threads per block: a power of two (the block's combining tree halves it); elements a thread
+# loads at once in reductions
 THREADS = {sim} if config.ENABLE_CUDASIM else {gpu}
+UNROLL = 2 if config.ENABLE_CUDASIM else 4
 _WAVE = None
 
 
@@ -577,3 +624,36 @@ def column_chunks(nkept, q):
     return (q + per - 1) // per, per
 
 '''.replace("{max_parts}", str(MAX_PARTS))
+
+# The float functions kernels call (the op table's CUDA spellings). On the GPU they are CUDA's
+# (libdevice, through math); under the simulator and in the CPU twin of a cuda-ufunc, NumPy's:
+# Python's math raises where IEEE arithmetic gives inf or NaN.
+NUMPY_ALIASES = """\
+(_sqrt, _exp, _exp2, _expm1, _log, _log2, _log10, _log1p, _sin, _cos, _tan, _asin, _acos,
+ _atan, _sinh, _cosh, _tanh, _asinh, _acosh, _atanh, _floor, _ceil, _trunc, _isnan, _isinf,
+ _isfinite, _atan2, _hypot, _copysign, _fmod) = (
+    np.sqrt, np.exp, np.exp2, np.expm1, np.log, np.log2, np.log10, np.log1p, np.sin, np.cos,
+    np.tan, np.arcsin, np.arccos, np.arctan, np.sinh, np.cosh, np.tanh, np.arcsinh,
+    np.arccosh, np.arctanh, np.floor, np.ceil, np.trunc, np.isnan, np.isinf, np.isfinite,
+    np.arctan2, np.hypot, np.copysign, np.fmod)
+_cbrt = _cbrtf = np.cbrt
+_rint = _rintf = np.rint
+_erf, _erfc = math.erf, math.erfc
+"""
+GPU_ALIASES = """\
+from numba.cuda import libdevice
+
+(_sqrt, _exp, _exp2, _expm1, _log, _log2, _log10, _log1p, _sin, _cos, _tan, _asin, _acos,
+ _atan, _sinh, _cosh, _tanh, _asinh, _acosh, _atanh, _floor, _ceil, _trunc, _isnan, _isinf,
+ _isfinite, _atan2, _hypot, _copysign, _fmod, _erf, _erfc) = (
+    math.sqrt, math.exp, math.exp2, math.expm1, math.log, math.log2, math.log10,
+    math.log1p, math.sin, math.cos, math.tan, math.asin, math.acos, math.atan, math.sinh,
+    math.cosh, math.tanh, math.asinh, math.acosh, math.atanh, math.floor, math.ceil,
+    math.trunc, math.isnan, math.isinf, math.isfinite, math.atan2, math.hypot,
+    math.copysign, math.fmod, math.erf, math.erfc)
+_cbrt, _cbrtf = libdevice.cbrt, libdevice.cbrtf
+_rint, _rintf = libdevice.rint, libdevice.rintf
+"""
+HEADER = HEADER_TEMPLATE.replace("{aliases}", "if config.ENABLE_CUDASIM:\n"
+                                 + textwrap.indent(NUMPY_ALIASES, "    ") + "else:\n"
+                                 + textwrap.indent(GPU_ALIASES, "    ").rstrip("\n"))

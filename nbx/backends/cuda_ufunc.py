@@ -20,7 +20,14 @@ from ..dsl import ir
 from ..dsl.fuse import Plan, stage_nodes
 from .base import CodeBuilder, expression, import_module, write_module
 from .cpu import header
-from .cuda import HEADER, THREADS_GPU, THREADS_SIMULATOR, device_prelude
+from .cuda import (
+    HEADER,
+    NUMPY_ALIASES,
+    SIGN_HELPERS,
+    THREADS_GPU,
+    THREADS_SIMULATOR,
+    device_prelude,
+)
 from .wrapper import needs_error_flag
 
 
@@ -73,9 +80,10 @@ def scalar_function(b: CodeBuilder, plan: Plan, name: str) -> None:
             if isinstance(node, ir.Param):
                 code[node] = f"p_{node.name}"
             elif isinstance(node, ir.Const):
-                code[node] = expression(node, [])
+                code[node] = expression(node, [], "cuda")
             else:
-                b.line(f"t{i} = {expression(node, [code[a] for a in ir.children(node)])}")
+                value = expression(node, [code[a] for a in ir.children(node)], "cuda")
+                b.line(f"t{i} = {value}")
                 code[node] = f"t{i}"
         b.line(f"return {code[k.results[0].expr]}")
 
@@ -96,9 +104,12 @@ def emit(plan, *, origin: str, fastmath: bool, parallel: bool, cache: bool,
                  .splitlines())
         b.extend(device_prelude().splitlines())
         b.line("from numba import vectorize")
-    else:
+    else:   # the same scalar function, its helpers and aliases for the CPU
         b.extend(header(f"kernel {k.name} (cuda-ufunc, compiled for the CPU)", origin,
                         False).splitlines())
+        b.extend(NUMPY_ALIASES.splitlines())
+        b.extend(SIGN_HELPERS.replace("@cuda.jit(device=True, cache=CACHE)", "@njit")
+                 .splitlines())
         b.line("from numba import vectorize")
     b.line("")
     b.line("")

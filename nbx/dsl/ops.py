@@ -53,6 +53,18 @@ class OpInfo:
     cpu_int: str | None = None   # for integer operands, where it differs
     cpu_bool: str | None = None  # for bool operands, where it differs
     cpu_uint: str | None = None  # for unsigned operands, where they differ from signed ones
+    # CUDA spelling for float operands where the CPU's does not compile for the GPU (NumPy
+    # ufuncs beyond a few); {s} is "f" for float32 ("_cbrtf"). The names are the generated
+    # module's own aliases (nbx/backends/cuda.py HEADER).
+    cuda: str | None = None
+    cuda_int: str | None = None  # for integer operands, where the CPU's does not compile
+
+    def cuda_template(self, kind: str) -> str:
+        if kind == "f" and self.cuda is not None:
+            return self.cuda
+        if kind in "iu" and self.cuda_int is not None:
+            return self.cuda_int
+        return self.cpu_template(kind)
 
     def cpu_template(self, kind: str) -> str:
         """The spelling for operands of NumPy kind `kind` ('f', 'i', 'u' or 'b')."""
@@ -104,42 +116,71 @@ class Op(Enum):
     # NumPy's sign is +0.0 for -0.0 (Numba's np.sign keeps -0.0; adding 0.0 clears it) and
     # 1 for every non-zero unsigned value (Numba's np.sign of a uint8 >= 128 gives 255).
     SIGN = OpInfo("sign", 1, Rule.KEEP_FN, np.sign, "np.sign({0}) + 0.0",
-                  cpu_int="np.sign({0})", cpu_uint="min({0}, 1)")
-    SQRT = OpInfo("sqrt", 1, Rule.FLOAT_FN, np.sqrt, "np.sqrt({0})")
-    CBRT = OpInfo("cbrt", 1, Rule.FLOAT_FN, np.cbrt, "np.cbrt({0})")
-    EXP = OpInfo("exp", 1, Rule.FLOAT_FN, np.exp, "np.exp({0})")
-    EXP2 = OpInfo("exp2", 1, Rule.FLOAT_FN, np.exp2, "np.exp2({0})")
-    EXPM1 = OpInfo("expm1", 1, Rule.FLOAT_FN, np.expm1, "np.expm1({0})")
-    LOG = OpInfo("log", 1, Rule.FLOAT_FN, np.log, "np.log({0})")
-    LOG2 = OpInfo("log2", 1, Rule.FLOAT_FN, np.log2, "np.log2({0})")
-    LOG10 = OpInfo("log10", 1, Rule.FLOAT_FN, np.log10, "np.log10({0})")
-    LOG1P = OpInfo("log1p", 1, Rule.FLOAT_FN, np.log1p, "np.log1p({0})")
-    SIN = OpInfo("sin", 1, Rule.FLOAT_FN, np.sin, "np.sin({0})")
-    COS = OpInfo("cos", 1, Rule.FLOAT_FN, np.cos, "np.cos({0})")
-    TAN = OpInfo("tan", 1, Rule.FLOAT_FN, np.tan, "np.tan({0})")
-    ASIN = OpInfo("asin", 1, Rule.FLOAT_FN, np.arcsin, "np.arcsin({0})")
-    ACOS = OpInfo("acos", 1, Rule.FLOAT_FN, np.arccos, "np.arccos({0})")
-    ATAN = OpInfo("atan", 1, Rule.FLOAT_FN, np.arctan, "np.arctan({0})")
-    SINH = OpInfo("sinh", 1, Rule.FLOAT_FN, np.sinh, "np.sinh({0})")
-    COSH = OpInfo("cosh", 1, Rule.FLOAT_FN, np.cosh, "np.cosh({0})")
-    TANH = OpInfo("tanh", 1, Rule.FLOAT_FN, np.tanh, "np.tanh({0})")
-    ASINH = OpInfo("asinh", 1, Rule.FLOAT_FN, np.arcsinh, "np.arcsinh({0})")
-    ACOSH = OpInfo("acosh", 1, Rule.FLOAT_FN, np.arccosh, "np.arccosh({0})")
-    ATANH = OpInfo("atanh", 1, Rule.FLOAT_FN, np.arctanh, "np.arctanh({0})")
-    ERF = OpInfo("erf", 1, Rule.FLOAT_FN, _erf, "math.erf({0})")
-    ERFC = OpInfo("erfc", 1, Rule.FLOAT_FN, _erfc, "math.erfc({0})")
-    FLOOR = OpInfo("floor", 1, Rule.ROUND_FN, np.floor, "np.floor({0})", cpu_int="{0}")
-    CEIL = OpInfo("ceil", 1, Rule.ROUND_FN, np.ceil, "np.ceil({0})", cpu_int="{0}")
-    TRUNC = OpInfo("trunc", 1, Rule.ROUND_FN, np.trunc, "np.trunc({0})", cpu_int="{0}")
-    RINT = OpInfo("rint", 1, Rule.ROUND_FN, np.rint, "np.rint({0})", cpu_int="{0}")
-    ISNAN = OpInfo("isnan", 1, Rule.PREDICATE, np.isnan, "np.isnan({0})", cpu_int="False")
-    ISINF = OpInfo("isinf", 1, Rule.PREDICATE, np.isinf, "np.isinf({0})", cpu_int="False")
+                  cpu_int="np.sign({0})", cpu_uint="min({0}, 1)",
+                  cuda="_nbx_fsign({0})", cuda_int="_nbx_isign({0})")
+    SQRT = OpInfo("sqrt", 1, Rule.FLOAT_FN, np.sqrt, "np.sqrt({0})",
+                  cuda="_sqrt({0})")
+    CBRT = OpInfo("cbrt", 1, Rule.FLOAT_FN, np.cbrt, "np.cbrt({0})",
+                  cuda="_cbrt{s}({0})")
+    EXP = OpInfo("exp", 1, Rule.FLOAT_FN, np.exp, "np.exp({0})", cuda="_exp({0})")
+    EXP2 = OpInfo("exp2", 1, Rule.FLOAT_FN, np.exp2, "np.exp2({0})", cuda="_exp2({0})")
+    EXPM1 = OpInfo("expm1", 1, Rule.FLOAT_FN, np.expm1, "np.expm1({0})",
+                   cuda="_expm1({0})")
+    LOG = OpInfo("log", 1, Rule.FLOAT_FN, np.log, "np.log({0})", cuda="_log({0})")
+    LOG2 = OpInfo("log2", 1, Rule.FLOAT_FN, np.log2, "np.log2({0})", cuda="_log2({0})")
+    LOG10 = OpInfo("log10", 1, Rule.FLOAT_FN, np.log10, "np.log10({0})",
+                   cuda="_log10({0})")
+    LOG1P = OpInfo("log1p", 1, Rule.FLOAT_FN, np.log1p, "np.log1p({0})",
+                   cuda="_log1p({0})")
+    SIN = OpInfo("sin", 1, Rule.FLOAT_FN, np.sin, "np.sin({0})",
+                 cuda="_sin({0})")
+    COS = OpInfo("cos", 1, Rule.FLOAT_FN, np.cos, "np.cos({0})",
+                 cuda="_cos({0})")
+    TAN = OpInfo("tan", 1, Rule.FLOAT_FN, np.tan, "np.tan({0})",
+                 cuda="_tan({0})")
+    ASIN = OpInfo("asin", 1, Rule.FLOAT_FN, np.arcsin, "np.arcsin({0})",
+                  cuda="_asin({0})")
+    ACOS = OpInfo("acos", 1, Rule.FLOAT_FN, np.arccos, "np.arccos({0})",
+                  cuda="_acos({0})")
+    ATAN = OpInfo("atan", 1, Rule.FLOAT_FN, np.arctan, "np.arctan({0})",
+                  cuda="_atan({0})")
+    SINH = OpInfo("sinh", 1, Rule.FLOAT_FN, np.sinh, "np.sinh({0})",
+                  cuda="_sinh({0})")
+    COSH = OpInfo("cosh", 1, Rule.FLOAT_FN, np.cosh, "np.cosh({0})",
+                  cuda="_cosh({0})")
+    TANH = OpInfo("tanh", 1, Rule.FLOAT_FN, np.tanh, "np.tanh({0})",
+                  cuda="_tanh({0})")
+    ASINH = OpInfo("asinh", 1, Rule.FLOAT_FN, np.arcsinh, "np.arcsinh({0})",
+                   cuda="_asinh({0})")
+    ACOSH = OpInfo("acosh", 1, Rule.FLOAT_FN, np.arccosh, "np.arccosh({0})",
+                   cuda="_acosh({0})")
+    ATANH = OpInfo("atanh", 1, Rule.FLOAT_FN, np.arctanh, "np.arctanh({0})",
+                   cuda="_atanh({0})")
+    ERF = OpInfo("erf", 1, Rule.FLOAT_FN, _erf, "math.erf({0})",
+                 cuda="_erf({0})")
+    ERFC = OpInfo("erfc", 1, Rule.FLOAT_FN, _erfc, "math.erfc({0})",
+                  cuda="_erfc({0})")
+    FLOOR = OpInfo("floor", 1, Rule.ROUND_FN, np.floor, "np.floor({0})", cpu_int="{0}",
+                   cuda="_floor({0})")
+    CEIL = OpInfo("ceil", 1, Rule.ROUND_FN, np.ceil, "np.ceil({0})", cpu_int="{0}",
+                  cuda="_ceil({0})")
+    TRUNC = OpInfo("trunc", 1, Rule.ROUND_FN, np.trunc, "np.trunc({0})", cpu_int="{0}",
+                   cuda="_trunc({0})")
+    RINT = OpInfo("rint", 1, Rule.ROUND_FN, np.rint, "np.rint({0})", cpu_int="{0}",
+                  cuda="_rint{s}({0})")
+    ISNAN = OpInfo("isnan", 1, Rule.PREDICATE, np.isnan, "np.isnan({0})", cpu_int="False",
+                   cuda="_isnan({0})")
+    ISINF = OpInfo("isinf", 1, Rule.PREDICATE, np.isinf, "np.isinf({0})", cpu_int="False",
+                   cuda="_isinf({0})")
     ISFINITE = OpInfo("isfinite", 1, Rule.PREDICATE, np.isfinite, "np.isfinite({0})",
-                      cpu_int="True")
+                      cpu_int="True", cuda="_isfinite({0})")
     # two- and three-argument functions
-    ATAN2 = OpInfo("atan2", 2, Rule.FLOAT_FN2, np.arctan2, "np.arctan2({0}, {1})")
-    HYPOT = OpInfo("hypot", 2, Rule.FLOAT_FN2, np.hypot, "np.hypot({0}, {1})")
-    COPYSIGN = OpInfo("copysign", 2, Rule.FLOAT_FN2, np.copysign, "np.copysign({0}, {1})")
+    ATAN2 = OpInfo("atan2", 2, Rule.FLOAT_FN2, np.arctan2, "np.arctan2({0}, {1})",
+                   cuda="_atan2({0}, {1})")
+    HYPOT = OpInfo("hypot", 2, Rule.FLOAT_FN2, np.hypot, "np.hypot({0}, {1})",
+                   cuda="_hypot({0}, {1})")
+    COPYSIGN = OpInfo("copysign", 2, Rule.FLOAT_FN2, np.copysign, "np.copysign({0}, {1})",
+                      cuda="_copysign({0}, {1})")
     POWER = OpInfo("pow", 2, Rule.ARITH, np.power, "{0} ** {1}",
                    cpu_int="_nbx_ipow(np.int64({0}), np.int64({1}), _err)",
                    cpu_uint="_nbx_upow(np.uint64({0}), np.uint64({1}))")
