@@ -135,3 +135,10 @@ def load(source: str, plan, *, cache: bool):
     path, hit = write_module(source, cache)
     module = import_module(path)
     return path, getattr(module, f"launch_{plan.kernel.name}"), None, hit
+
+
+def inspect(spec, what: str) -> str:
+    from .cuda_runtime import TargetUnavailable
+    raise TargetUnavailable(f"{spec.ir.name}(): Numba's CUDA ufuncs do not expose their code; "
+                       "compile the kernel with target='cuda' to inspect it")
+

@@ -11,6 +11,7 @@ import os
 import sys
 
 from .. import __version__
+from ..backends.cuda_runtime import TargetUnavailable
 from ..dsl.source import CompileError
 from . import bench, cache, check, compile, explain, run
 from .common import UserError
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     except CompileError as err:
         print(err, file=sys.stderr)
         return 1
-    except (UserError, TypeError, ValueError, OSError) as err:
+    except (UserError, TypeError, ValueError, OSError, TargetUnavailable) as err:
         # bad data or a bad request of the user's (an input file, a kernel's argument): the
         # message, never a traceback
         print(f"nbxc: error: {err}", file=sys.stderr)
