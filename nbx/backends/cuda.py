@@ -298,11 +298,11 @@ class CudaEmitter:
         for r in reds:
             p = f"_p{self.buffers[r]}"
             vdt = np_type(value_dtype(r))
-            launch.line(f"{p} = cuda.device_array({shape} if {needed} else (1, 1), {vdt}, "
-                        "stream=stream)")
+            launch.line(f"{p} = cuda.device_array({shape}, {vdt}, stream=stream) if {needed} "
+                        f"else stand_in({vdt})")
             if is_arg(r):
-                launch.line(f"{p}_i = cuda.device_array({shape} if {needed} else (1, 1), "
-                            "np.int64, stream=stream)")
+                launch.line(f"{p}_i = cuda.device_array({shape}, np.int64, stream=stream) if "
+                            f"{needed} else stand_in(np.int64)")
 
     def init_acc(self, b: CodeBuilder, reds) -> None:
         for r in reds:
@@ -595,8 +595,21 @@ def _wave():
 
 
 def grid(n):
-    """Blocks for a grid-stride loop over n items: one full wave of the device at most."""
-    return max(1, min((n + THREADS - 1) // THREADS, _wave()))
+    """Blocks for a grid-stride loop over n items: a thread per item up to 16 waves of the
+    device (more resident work hides the latency of expensive element functions)."""
+    return max(1, min((n + THREADS - 1) // THREADS, 16 * _wave()))
+
+
+_STAND_INS = dict()
+
+
+def stand_in(dtype):
+    """A 1x1 device array for a partial buffer a launch does not use (kept: no allocation
+    per call; never written, since only launches with several parts write partials)."""
+    array = _STAND_INS.get(dtype)
+    if array is None:
+        array = _STAND_INS[dtype] = cuda.device_array((1, 1), dtype)
+    return array
 
 
 def blocks(n):
