@@ -116,9 +116,9 @@ UFUNC = {
     "arith": "kernel arith(x: T[n], y: T[n]) -> T[n]:\n"
              "    return where(x < y, x * y + 1, x - y)\n",
     "floats": "kernel floats(x: F[m, k], v: F[k]) -> F[m, k]:\n"
-              "    return sqrt(abs(x)) * exp(-v * v) + atan2(x, v) + x // v + x % v\n",
+              "    return sqrt(abs(x)) * exp(-v * v) + atan2(x, v) + x // v + x % v + sign(x)\n",
     "ints": "kernel ints(x: I[n], s: I) -> I[n]:\n"
-            "    return (x // s) ^ (x % s) + (x << 2) + (x >> 1)\n",
+            "    return (x // s) ^ (x % s) + (x << 2) + (x >> 1) + sign(x)\n",
     "stats": "kernel stats(x: f64[n]) -> f64:\n    return sum(x)\n",
     "pair": "kernel pair(x: f64[n]) -> (f64[n], f64[n]):\n    return x, -x\n",
     "outer": "kernel outer(x: f64[m], y: f64[k]) -> f64[m, k]:\n    return x * y\n",
@@ -174,3 +174,13 @@ def test_ufunc_refuses_what_a_ufunc_cannot_be(name, message):
     err = info.value
     assert (err.line, err.column) == (1, 8)   # at the kernel's name
     assert message in err.message and "target='cuda'" in err.hint
+
+
+def test_sign_of_special_values():
+    module = nbx.compile("kernel s(x: f64[n], i: i32[n]) -> (f64[n], i32[n]):\n"
+                         "    return sign(x), sign(i)\n", target="cuda", filename="sign.nbx")
+    x = np.array([-2.0, -0.0, 0.0, np.nan, 3.0, np.inf, -np.inf])
+    i = np.array([-5, 0, 7, -1, 2, 0, 9], np.int32)
+    for got, want in zip(module.s(x, i), module.s.reference(x, i), strict=True):
+        assert_same(got, want, what="sign")
+        assert np.array_equal(np.signbit(got), np.signbit(want))   # 0, never -0

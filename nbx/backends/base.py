@@ -44,6 +44,23 @@ class CodeBuilder:
         return "\n".join(self.lines) + "\n"
 
 
+class Names:
+    """How generated code names a kernel's values: user names always behind a prefix that no
+    .nbx identifier clashes with a generated one (p_x, n_k, i_k)."""
+
+    @staticmethod
+    def param(name: str) -> str:
+        return f"p_{name}"
+
+    @staticmethod
+    def length(dim: str) -> str:
+        return f"n_{dim}"
+
+    @staticmethod
+    def loop(dim: str) -> str:
+        return f"i_{dim}"
+
+
 NUMPY_CTOR = {"bool": "np.bool_", "i8": "np.int8", "i16": "np.int16", "i32": "np.int32",
               "i64": "np.int64", "u8": "np.uint8", "u16": "np.uint16", "u32": "np.uint32",
               "u64": "np.uint64", "f32": "np.float32", "f64": "np.float64"}

@@ -24,7 +24,7 @@ import numpy as np
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
 from ..dsl.ops import Rule
-from .base import CodeBuilder, expression, literal
+from .base import CodeBuilder, Names, expression, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
 MAX_PARTIAL_BLOCKS = 64  # partial buffers with kept dims have at most this many blocks
@@ -256,7 +256,7 @@ def combine(red: ir.Reduce, target: str, value: str, target_i: str = "", value_i
             f"    {target_i} = {value_i}"]
 
 
-class CpuEmitter:
+class CpuEmitter(Names):
     """Emits the whole generated module for one kernel under one type-variable binding."""
 
     def __init__(self, plan: Plan, *, fastmath: bool = False, parallel: bool = True,
@@ -271,18 +271,6 @@ class CpuEmitter:
         self.buffers: dict[ir.Reduce, str] = {r: f"r{i}" for i, r in enumerate(plan.reductions)}
 
     # names ----------------------------------------------------------------------------------
-    @staticmethod
-    def param(name: str) -> str:
-        return f"p_{name}"
-
-    @staticmethod
-    def length(dim: str) -> str:
-        return f"n_{dim}"
-
-    @staticmethod
-    def loop(dim: str) -> str:
-        return f"i_{dim}"
-
     @property
     def entry_name(self) -> str:
         return f"kernel_{self.kernel.name}{self.suffix}"

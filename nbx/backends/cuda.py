@@ -36,7 +36,7 @@ import numpy as np
 
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
-from .base import CodeBuilder, expression, literal
+from .base import CodeBuilder, Names, expression, literal
 from .cpu import PRELUDE, identity, value_dtype
 
 # Threads per block (a power of two: the shared-memory tree halves it). Under the simulator,
@@ -78,7 +78,7 @@ def np_type(dtype: np.dtype) -> str:
     return f"np.{np.dtype(dtype).name}" if np.dtype(dtype).kind != "b" else "np.bool_"
 
 
-class CudaEmitter:
+class CudaEmitter(Names):
     """Emits the whole generated module for one kernel under one type-variable binding."""
 
     def __init__(self, plan: Plan, *, fastmath: bool = False, cache: bool = True,
@@ -94,18 +94,6 @@ class CudaEmitter:
         self.launch_lines: list[str] = []
 
     # names ----------------------------------------------------------------------------------
-    @staticmethod
-    def param(name: str) -> str:
-        return f"p_{name}"
-
-    @staticmethod
-    def length(dim: str) -> str:
-        return f"n_{dim}"
-
-    @staticmethod
-    def loop(dim: str) -> str:
-        return f"i_{dim}"
-
     @property
     def launcher_name(self) -> str:
         return f"launch_{self.kernel.name}{self.suffix}"
@@ -550,22 +538,14 @@ def merge(r: ir.Reduce, target: str, value: str, target_i: str = "", value_i: st
 
 SIGN_HELPERS = '''
 @cuda.jit(device=True, cache=CACHE)
-def _nbx_fsign(x):
-    # NumPy's sign of a float: -1, 0 (never -0) or 1, NaN for NaN
+def _nbx_sign(x):
+    # NumPy's sign: -1, 0 or 1 in x's kind; of a float 0 never -0, and NaN for NaN
+    # (x - x + 1 would be NaN for an infinite x; the caller casts to the result's dtype)
     if x > 0:
-        return x - x + 1
+        return 1
     if x < 0:
-        return x - x - 1
+        return -1
     return x + 0
-
-
-@cuda.jit(device=True, cache=CACHE)
-def _nbx_isign(x):
-    if x > 0:
-        return x - x + 1
-    if x < 0:
-        return x - x - 1
-    return x - x
 '''
 
 HEADER_TEMPLATE = '''import math

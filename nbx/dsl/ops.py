@@ -117,7 +117,7 @@ class Op(Enum):
     # 1 for every non-zero unsigned value (Numba's np.sign of a uint8 >= 128 gives 255).
     SIGN = OpInfo("sign", 1, Rule.KEEP_FN, np.sign, "np.sign({0}) + 0.0",
                   cpu_int="np.sign({0})", cpu_uint="min({0}, 1)",
-                  cuda="_nbx_fsign({0})", cuda_int="_nbx_isign({0})")
+                  cuda="_nbx_sign({0})", cuda_int="_nbx_sign({0})")
     SQRT = OpInfo("sqrt", 1, Rule.FLOAT_FN, np.sqrt, "np.sqrt({0})",
                   cuda="_sqrt({0})")
     CBRT = OpInfo("cbrt", 1, Rule.FLOAT_FN, np.cbrt, "np.cbrt({0})",
