@@ -188,3 +188,45 @@ def test_default_output_and_stdout(tmp_path):
     assert (tmp_path / "fma.py").read_text().startswith('"""Kernels compiled by nbxc')
     proc = nbxc("compile", str(src), "-o", "-")
     assert proc.returncode == 0 and "def fma(*args, **kwargs):" in proc.stdout
+
+
+CUDA_CHILD = textwrap.dedent("""
+    import json, sys
+    sys.modules["nbx"] = None
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    import std_cuda_expr, std_cuda_normalize
+    x = np.load(sys.argv[1] + "/x.npy")
+    np.savez(sys.argv[1] + "/out.npz", dot=std_cuda_expr.dot(x, x),
+             poly=std_cuda_expr.poly(x, x, x), normalize=std_cuda_normalize.normalize(x))
+    try:
+        std_cuda_expr.fma(x, x, x[:5])
+    except ValueError as err:
+        print(json.dumps(str(err)))
+""")
+
+
+def test_standalone_cuda_module(tmp_path):
+    """The cuda target's standalone module (under the CUDA simulator here, as the whole test
+    session): no nbx, the same results as nbx.load(target="cuda"), bit for bit."""
+    for name in ("expr", "normalize"):
+        proc = nbxc("compile", str(EXAMPLES / f"{name}.nbx"), "-t", "cuda", "-o",
+                    str(tmp_path / f"std_cuda_{name}.py"))
+        assert proc.returncode == 0, proc.stderr
+    x = np.random.default_rng(3).standard_normal(300)
+    np.save(tmp_path / "x.npy", x)
+    child = subprocess.run([sys.executable, "-c", CUDA_CHILD, str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)
+    assert child.returncode == 0, child.stderr
+    got = np.load(tmp_path / "out.npz")
+    expr = nbx.load(EXAMPLES / "expr.nbx", target="cuda")
+    normalize = nbx.load(EXAMPLES / "normalize.nbx", target="cuda")
+    for key, want in (("dot", expr.dot(x, x)), ("poly", expr.poly(x, x, x)),
+                      ("normalize", normalize.normalize(x))):
+        assert got[key].tobytes() == np.asarray(want).tobytes(), key
+    assert json.loads(child.stdout) == "fma(): dimension n is 300 in a but 5 in c"
+
+
+def test_auto_has_no_standalone_module(tmp_path):
+    proc = nbxc("compile", str(EXAMPLES / "expr.nbx"), "-t", "auto", "-o", str(tmp_path / "x.py"))
+    assert proc.returncode == 1 and "compiled for one target" in proc.stderr

@@ -39,6 +39,7 @@ def load(source: str, plan, *, cache: bool):
 
 # standalone modules (nbxc compile) ---------------------------------------------------------
 STANDALONE_RUNTIME = ("cpu_threads",)  # backend files copied verbatim into standalone modules
+STANDALONE_NEEDS = "numpy and numba"
 
 
 def standalone_header(origin: str, what: str) -> str:
@@ -52,6 +53,7 @@ def standalone_functions(plan, *, suffix: str, fastmath: bool, parallel: bool) -
 
 
 STANDALONE_SETUP = """\
+DEVICE = False
 _SERIALIZE = configure_threading()
 
 

@@ -111,24 +111,40 @@ def emit(plan, *, origin: str, fastmath: bool, parallel: bool, cache: bool,
         b.extend(SIGN_HELPERS.replace("@cuda.jit(device=True, cache=CACHE)", "@njit")
                  .splitlines())
         b.line("from numba import vectorize")
+    return b.text() + functions(plan, "", device, fastmath)
+
+
+def functions(plan, suffix: str, device: bool, fastmath: bool) -> str:
+    """The scalar function, its ufunc and the launcher `launch_<kernel><suffix>`."""
+    k = plan.kernel
+    name = f"{k.name}{suffix}"
+    b = CodeBuilder()
     b.line("")
     b.line("")
-    scalar_function(b, plan, f"_scalar_{k.name}")
+    scalar_function(b, plan, f"_scalar_{name}")
     b.line("")
     b.line("")
     options = ', target="cuda"' if device else ""
     if fastmath:
         options += ", fastmath=True"
-    b.line(f"_ufunc_{k.name} = vectorize([{signature(plan)!r}]{options})(_scalar_{k.name})")
+    b.line(f"_ufunc_{name} = vectorize([{signature(plan)!r}]{options})(_scalar_{name})")
     b.line("")
     b.line("")
-    with b.block(f"def launch_{k.name}(args, outs, err, lengths, stream):"):
+    with b.block(f"def launch_{name}(args, outs, err, lengths, stream):"):
         b.line('"""Run the ufunc into outs[0] on `stream` (device arrays in, nothing copied)."""')
         if device:
-            b.line(f"_ufunc_{k.name}(*args, out=outs[0], stream=stream)")
+            b.line(f"_ufunc_{name}(*args, out=outs[0], stream=stream)")
         else:
-            b.line(f"_ufunc_{k.name}(*args, out=outs[0])")
+            b.line(f"_ufunc_{name}(*args, out=outs[0])")
     return b.text()
+
+
+# standalone modules (nbxc compile -t cuda-ufunc): as the cuda target's, with these functions
+STANDALONE_NEEDS = "numpy and numba-cuda"
+
+
+def standalone_functions(plan, *, suffix: str, fastmath: bool, parallel: bool) -> tuple:
+    return functions(plan, suffix, True, fastmath), f"launch_{plan.kernel.name}{suffix}", None
 
 
 def load(source: str, plan, *, cache: bool):

@@ -28,6 +28,7 @@ from ..dsl.types import DTYPES, dtype_name
 from ..runtime import param_table, signature_text
 from . import load_backend
 from .base import CodeBuilder
+from .wrapper import needs_error_flag
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,8 @@ def bindings(compiler, definition, specialize: dict[str, list[str]]) -> list[dic
 def emit_module(compiler, specialize: dict[str, list[str]], *, origin: str) -> str:
     """The standalone module for every kernel of a checked file."""
     backend = load_backend(compiler.target)
+    # cuda-ufunc modules share the cuda target's header, runtime and set-up
+    frame = load_backend("cuda") if compiler.target == "cuda-ufunc" else backend
     options = {k: v for k, v in compiler.options.items() if k != "cache"}
     kernels = compiler.env.kernels
     b = CodeBuilder()
@@ -65,9 +68,10 @@ def emit_module(compiler, specialize: dict[str, list[str]], *, origin: str) -> s
     b.line("")
     b.line(f"Target {compiler.target}; options: "
            + ", ".join(f"{k}={v}" for k, v in options.items()) + ".")
-    b.line("Needs numpy and numba only. Each kernel is a function; help(kernel) shows its")
+    b.line(f"Needs {backend.STANDALONE_NEEDS} only. Each kernel is a function; help(kernel) "
+           "shows its")
     b.line('signature. Do not edit: regenerate with nbxc compile."""')
-    text = b.text() + backend.standalone_header(origin, "a standalone module")
+    text = b.text() + frame.standalone_header(origin, "a standalone module")
     objects = CodeBuilder()
     for name, definition in kernels.items():
         compiled = []
@@ -79,16 +83,20 @@ def emit_module(compiler, specialize: dict[str, list[str]], *, origin: str) -> s
                                    None, compiler.source) from None
             suffix = "".join(f"__{dtype_name(dt)}" for dt in binding.values())
             with compiler.chokepoint(definition.name_span):
+                plan = fuse(kernel_ir)
+                if compiler.target == "cuda-ufunc":
+                    compiler._refuse_non_ufunc(definition, plan)
                 functions, entry, fast = backend.standalone_functions(
-                    fuse(kernel_ir), suffix=suffix, **options)
+                    plan, suffix=suffix, **options)
             text += f"\n\n# ---- kernel {name}" + (f" ({suffix.replace('__', ' ')[1:]})"
                                                      if suffix else "") + " ----\n" + functions
-            compiled.append((binding, kernel_ir, entry, fast))
+            compiled.append((binding, kernel_ir, plan, entry, fast))
         _emit_kernel_object(objects, definition, compiled)
     text += "\n\n" + _copied("callconv.py")
-    for part in backend.STANDALONE_RUNTIME:
+    for part in frame.STANDALONE_RUNTIME:
         text += "\n\n" + _copied(f"backends/{part}.py")
-    text += "\n\n# ---- the kernels ----\n" + backend.STANDALONE_SETUP + _KERNEL_CLASS
+    text += "\n\n# ---- the kernels ----\n" + f"TARGET = {compiler.target!r}\n" \
+        + frame.STANDALONE_SETUP + _KERNEL_CLASS
     text += objects.text()
     text += f"\n\n__all__ = {list(kernels)!r}\n"
     _refuse_clashes(compiler, text)
@@ -100,11 +108,17 @@ _KERNEL_CLASS = '''
 class _Kernel(KernelBase):
     """A kernel with the specialisations it was compiled for (no compiler at hand)."""
 
+    _device = DEVICE   # a CUDA target's kernel: its arrays may be on the GPU
+
     def __init__(self, name, params, tuple_result, signature, doc, compiled):
         super().__init__(name, params, tuple_result, signature, doc)
         for key, spec in compiled.items():
             self._specs[tuple(DTYPES[n] for n in key)] = spec
-        self._spec_list = list(self._specs.values())
+        self._spec_list = [s for s in self._specs.values() if s.fast is not None]
+
+    def _run_device(self, spec, values, lengths, out, stream):
+        require(TARGET)
+        return run(self, spec, values, lengths, out, stream)
 
     def build(self, binding):
         names = ", ".join(f"{tv}={binding[tv]}" for tv in self._typevars)
@@ -119,13 +133,15 @@ class _Kernel(KernelBase):
 def _emit_kernel_object(b: CodeBuilder, definition, compiled) -> None:
     name = definition.name
     specs = []
-    for binding, kernel_ir, entry, fast in compiled:
+    for binding, kernel_ir, plan, entry, fast in compiled:
         checks = [(kind, over, span.line if span is not None else None)
                   for kind, over, span in ir.empty_checks(kernel_ir)]
         key = tuple(dtype_name(dt) for dt in binding.values())
-        specs.append(f"    {key!r}: Compiled(_entry({entry}), _entry({fast}), "
+        fast_code = f"_entry({fast})" if fast is not None else "None"
+        specs.append(f"    {key!r}: Compiled(_entry({entry}), {fast_code}, "
                      f"{kernel_ir.dims!r}, {[r.dtype.name for r in kernel_ir.results]!r}, "
-                     f"{[r.axes for r in kernel_ir.results]!r}, {checks!r}),")
+                     f"{[r.axes for r in kernel_ir.results]!r}, {checks!r}, "
+                     f"can_fail={needs_error_flag(plan)!r}),")
     signature = signature_text(definition)
     doc = definition.doc or ""
     b.line("")

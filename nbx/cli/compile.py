@@ -46,10 +46,9 @@ def parse_specialize(items: list[str]) -> dict[str, list[str]]:
 
 def run(args) -> int:
     from ..backends.standalone import emit_module
-    if args.target != "cpu":
-        raise UserError(f"standalone modules are written for target cpu only so far (asked: "
-                        f"{args.target}); load the .nbx file with nbx.load(path, "
-                        f"target={args.target!r}) instead")
+    if args.target == "auto":
+        raise UserError("a standalone module is compiled for one target: -t cpu, cuda or "
+                        "cuda-ufunc (auto chooses per call, which needs nbx)")
     specialize = parse_specialize(args.specialize)
     comp = compiler(args.file, args.target, **options(args))
     text = emit_module(comp, specialize, origin=args.file)
