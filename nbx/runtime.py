@@ -21,12 +21,14 @@ from .dsl import ast, ir
 from .dsl.compile import DEVICE_TARGETS, ms, report, verbose
 from .dsl.types import DTYPES
 
-AUTO_GPU_BYTES = 4 * 2**20
-"""target="auto" runs a call on the GPU when its NumPy inputs total at least this many bytes
-and a GPU is present (device-array inputs always go to the GPU): below it, copying the inputs
-to the device and the results back costs more than the CPU's whole computation. A first
-estimate (4 MiB: about 0.3 ms over PCIe against the CPU's ~20 GB/s); benchmarks/gpu.py is to
-measure it."""
+AUTO_GPU_BYTES = None
+"""target="auto" runs a call on the GPU when an input (or out=) is a device array. For NumPy
+inputs it would take the GPU from this many bytes on, when a GPU is present; None: never.
+Measured (benchmarks/auto_threshold.py on an H100 host with 16 cores, f64 fma, dot and
+normalize, 2^10 to 2^24 elements): copying NumPy inputs to the GPU and the results back costs
+more than the CPU's whole computation at every size (e.g. fma at 2^24: CPU 7 ms, GPU with the
+copies 97 ms), because both are passes over the same bytes and PCIe is slower than the host's
+memory. Set a number to route large NumPy calls of compute-heavy kernels to the GPU."""
 
 
 class _Specialization(Compiled):
@@ -268,6 +270,9 @@ class AutoKernel(Kernel):
                 name = self._params[key].name if isinstance(key, int) and \
                     key < len(self._params) else key
                 return "cuda", f"{name} is {describe_value(v)}"
+        if AUTO_GPU_BYTES is None:
+            return "cpu", why and ("NumPy inputs stay on the CPU (AUTO_GPU_BYTES = None: "
+                                   "copying them to the GPU costs more than the computation)")
         if total < AUTO_GPU_BYTES:
             return "cpu", why and (f"the NumPy inputs total {_bytes(total)}, below "
                                    f"AUTO_GPU_BYTES = {_bytes(AUTO_GPU_BYTES)}")
@@ -290,9 +295,10 @@ class AutoKernel(Kernel):
         else:
             ok, what = cuda_runtime.available()
             if ok:
+                large = "" if AUTO_GPU_BYTES is None else \
+                    f" and for NumPy inputs of at least AUTO_GPU_BYTES = {_bytes(AUTO_GPU_BYTES)}"
                 target, reason = "cuda or cpu", (
-                    f"cuda for device arrays and for NumPy inputs of at least AUTO_GPU_BYTES = "
-                    f"{_bytes(AUTO_GPU_BYTES)}, else cpu; {what} is available")
+                    f"cuda for device arrays{large}, else cpu; {what} is available")
             else:
                 target, reason = "cpu", f"no GPU available: {what}"
             bound = self._binding_from_names(binding) or {tv: DTYPES["f64"]

@@ -128,9 +128,15 @@ def test_auto_without_numba_cuda_is_the_cpu(no_numba_cuda, monkeypatch):
     np.testing.assert_allclose(auto.normalize(np.arange(3.0)), [-1.2247449, 0, 1.2247449])
 
 
+CPU_WHY = ("NumPy inputs stay on the CPU (AUTO_GPU_BYTES = None: copying them to the GPU "
+           "costs more than the computation)")
+
+
 def test_auto_routing(monkeypatch):
     monkeypatch.setattr(cuda_runtime, "available", lambda: (True, "a CUDA GPU"))
     x = np.ones(1000)   # 8000 bytes
+    assert auto.normalize.target_for(x) == ("cpu", CPU_WHY)   # measured: the default
+    monkeypatch.setattr(runtime, "AUTO_GPU_BYTES", 4 * 2**20)
     assert auto.normalize.target_for(x) == (
         "cpu", "the NumPy inputs total 7.81 KiB, below AUTO_GPU_BYTES = 4 MiB")
     monkeypatch.setattr(runtime, "AUTO_GPU_BYTES", 8000)
@@ -157,5 +163,5 @@ def test_auto_calls_on_the_cpu_and_explains(monkeypatch):
     assert "stage" in text
     assert text.splitlines()[-1] == "target auto: cpu (no GPU available: no CUDA GPU found)"
     assert auto.scale.explain(np.ones(3, np.float32), 2.0).splitlines()[-1] == (
-        "target auto: cpu (the NumPy inputs total 12 B, below AUTO_GPU_BYTES = 4 MiB)")
+        f"target auto: cpu ({CPU_WHY})")
     assert "def " in auto.normalize.source   # the cpu kernel's generated module
