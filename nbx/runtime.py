@@ -18,7 +18,7 @@ import numpy as np
 from .backends import cuda_runtime
 from .callconv import Compiled, DeviceValue, KernelBase, describe_value, device_array_info
 from .dsl import ast, ir
-from .dsl.compile import DEVICE_TARGETS, ms, report, verbose
+from .dsl.compile import DEVICE_TARGETS, ms, report
 from .dsl.types import DTYPES
 
 AUTO_GPU_BYTES = None
@@ -110,7 +110,7 @@ class Kernel(KernelBase):
         return self._timed(spec, cuda_runtime.run, self, spec, values, lengths, out, stream)
 
     def _timed(self, spec, run, *args):
-        if spec.report is None or not verbose():
+        if spec.report is None:   # set by the compiler only under NBX_VERBOSE
             return run(*args)
         # The first call of a new specialisation always comes here (the fast path only knows
         # specialisations built before): time Numba's compile or cache load within it.

@@ -135,9 +135,11 @@ class Compiler:
             path, entry, fast, hit = backend.load(source, plan, cache=self.options["cache"])
             t3 = time.perf_counter()                            # load
         spec = _Specialization(kernel_ir, plan, source, path, entry, fast)
-        spec.report = (f"check {ms(t1 - t0)}, fuse+emit {ms(t2 - t1)}, load {ms(t3 - t2)} "
-                       f"({'import numba, ' if first_numba else ''}module "
-                       f"{'from the cache' if hit else 'written'})")
+        if verbose():   # reported with the first call's time (runtime.Kernel._timed)
+            spec.report = (f"check {ms(t1 - t0)}, fuse+emit {ms(t2 - t1)}, load "
+                           f"{ms(t3 - t2)} "
+                           f"({'import numba, ' if first_numba else ''}module "
+                           f"{'from the cache' if hit else 'written'})")
         return spec
 
 
