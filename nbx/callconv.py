@@ -176,11 +176,13 @@ class KernelBase:
         return spec
 
     def __call__(self, *args, **kwargs):
-        if not kwargs:
-            # the generated fast path takes exact arrays of a compiled binding, else says None
+        if not kwargs or (self._device and len(kwargs) == 1 and "out" in kwargs
+                          and not self._has_out_param):
+            # the fast path takes exact arrays of a compiled binding (and out= of device
+            # arrays, on a CUDA target), else says None
             for spec in self._spec_list:
                 try:
-                    result = spec.fast(*args)
+                    result = spec.fast(*args, **kwargs) if kwargs else spec.fast(*args)
                 except TypeError:  # wrong number of arguments: the checked path says so
                     break
                 if result is not None:

@@ -99,8 +99,12 @@ class Kernel(KernelBase):
 
     def build(self, binding: dict[str, np.dtype]) -> _Specialization:
         if self._target is None:
-            return self._module._compile_kernel(self._def, binding)
-        return self._module._compile_kernel(self._def, binding, self._target)
+            spec = self._module._compile_kernel(self._def, binding)
+        else:
+            spec = self._module._compile_kernel(self._def, binding, self._target)
+        if self.target in DEVICE_TARGETS:   # device arrays in, without the general checks
+            spec.fast = cuda_runtime.FastCall(self, spec, binding)
+        return spec
 
     def _run(self, spec, values, lengths, out):
         return self._timed(spec, super()._run, spec, values, lengths, out)

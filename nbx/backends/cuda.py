@@ -16,8 +16,10 @@ Each stage of the plan becomes kernels that run one after another on one stream:
 - scalar stages (arithmetic on finished reductions): one thread.
 
 Intermediates stay on the device; the order of every combination is fixed for given sizes and
-device, so results are deterministic. The launcher `launch_<kernel>(args, outs, err, lengths,
-stream)` only enqueues launches; nbx/backends/cuda_runtime.py moves data and checks `err`.
+device, so results are deterministic. Each kernel is wrapped in the runtime's GridKernel with
+its argument types, so that launches skip Numba's dispatch. The launcher
+`launch_<kernel>(call, args, outs, err, lengths)` only enqueues launches on the call's stream;
+nbx/backends/cuda_runtime.py moves data and checks `err`.
 
     @cuda.jit(cache=CACHE)
     def _fma_stage0(p_a, p_b, p_c, o0, _err, n_n):
@@ -26,6 +28,12 @@ stream)` only enqueues launches; nbx/backends/cuda_runtime.py moves data and che
             t0 = p_a[i_n]
             ...
             o0[i_n] = t3
+
+    _fma_stage0 = GridKernel(_fma_stage0, THREADS, (('float64', 1), ..., ('int64', None)))
+
+    def launch_fma(call, args, outs, err, lengths):
+        ...
+        _fma_stage0.launch(call, grid(_n), _base)
 """
 
 from __future__ import annotations
@@ -44,6 +52,12 @@ from .cpu import PRELUDE, identity, value_dtype
 THREADS_GPU = 256
 THREADS_SIMULATOR = 16
 MAX_PARTS = 1024        # most partials per segment (blocks or chunks), kept small for finishing
+# Measured with benchmarks/gpu_variants.py on an H200 (2^27 elements, 32768 x 4096): 4 and 8
+# store lanes reach the copy bandwidth (16: 0.92x); 16 reduce lanes take column sums from 0.75x
+# to 0.95x of it (rows, dot: the same either way); 2 column waves are no better than 1.
+STORE_LANES = 4         # elements per round of an element-wise kernel, read before any is stored
+REDUCE_LANES = 16       # elements per round of a thread's reduction, read before any is folded
+COLUMN_WAVES = 1        # threads of a column reduction: waves of the device's resident threads
 
 _NOT_ON_GPU = {"_nbx_radd", "_nbx_rmul", "_nbx_tree_sum"}  # CPU-only helpers of PRELUDE
 
@@ -71,7 +85,16 @@ def is_arg(r: ir.Reduce) -> bool:
 
 
 def float_sum(r: ir.Reduce) -> bool:
-    return r.kind == ir.RKind.SUM and r.dtype.kind == "f"
+    """A float64 sum: each thread accumulates with Kahan's compensation."""
+    return r.kind == ir.RKind.SUM and r.dtype.kind == "f" and r.dtype.itemsize == 8
+
+
+def wide_sum(r: ir.Reduce) -> bool:
+    """A float32 sum: each thread accumulates in float64, exact enough for LANGUAGE.md
+    section 6 with fewer instructions per element than compensation (the kernels are bound by
+    instructions issued, measured: ncu on an H200); the block and finishing combines then
+    add float32 partials in a tree."""
+    return r.kind == ir.RKind.SUM and r.dtype.kind == "f" and r.dtype.itemsize == 4
 
 
 def np_type(dtype: np.dtype) -> str:
@@ -91,7 +114,10 @@ class CudaEmitter(Names):
         self.suffix = suffix
         self.buffers = {r: f"r{i}" for i, r in enumerate(plan.reductions)}
         self.direct = {id(r): i for i, r in plan.direct.items()}
-        self.launch_lines: list[str] = []
+        self.kernels: list[tuple[str, list[str]]] = []   # (name, argument names) emitted
+        # (suffix, dimensions): the loop variables of those dimensions carry the suffix, one
+        # set per element of a round
+        self.lane: tuple[str, tuple] = ("", ())
 
     # names ----------------------------------------------------------------------------------
     @property
@@ -113,6 +139,32 @@ class CudaEmitter(Names):
                 args.append(self.buffers[r] + "_i")
         return args
 
+    def arg_type(self, arg: str) -> tuple[str, int | None]:
+        """(dtype name, number of dimensions or None for a scalar) of a kernel argument, as the
+        launcher passes it (a scalar result is a 1-element array)."""
+        k = self.kernel
+        params = {self.param(p.name): p for p in k.params}
+        if arg in params:
+            p = params[arg]
+            return p.dtype.name, (len(p.axes) if p.axes is not None else None)
+        if arg.startswith("o") and arg[1:].isdigit():
+            r = k.results[int(arg[1:])]
+            return r.dtype.name, len(r.axes or ()) or 1
+        if arg == "_err":
+            return "int64", 1
+        for r in self.plan.reductions:
+            buf = self.buffers[r]
+            ndim = len(r.dims) or 1
+            if arg in (buf, buf + "_i"):
+                return ("int64" if arg.endswith("_i") else value_dtype(r).name), ndim
+            if arg in (f"_p{buf}", f"_p{buf}_i"):
+                return ("int64" if arg.endswith("_i") else value_dtype(r).name), 2
+        return "int64", None   # lengths and launch sizes: _nseg, _parts, _nkept, ...
+
+    def loop(self, dim: str) -> str:
+        suffix, dims = self.lane
+        return f"i_{dim}{suffix}" if dim in dims else f"i_{dim}"
+
     def decorator(self) -> str:
         return "@cuda.jit(cache=CACHE" + (", fastmath=True" if self.fastmath else "") + ")"
 
@@ -120,7 +172,10 @@ class CudaEmitter(Names):
         return " * ".join(self.length(d) for d in dims) or "1"
 
     def index(self, dims) -> str:
-        return ", ".join(self.loop(d) for d in dims) if dims else "0"
+        """An array subscript at the current element. Indices are never negative: as unsigned
+        ones, Numba indexes without its wraparound arithmetic (three instructions less per
+        dimension of every access)."""
+        return ", ".join(f"np.uint64({self.loop(d)})" for d in dims) if dims else "0"
 
     # module ---------------------------------------------------------------------------------
     def module(self) -> str:
@@ -132,6 +187,9 @@ class CudaEmitter(Names):
         b.line(f"# Stages: {len(self.plan.stages)}. Needs numpy and numba-cuda.")
         b.extend(HEADER.format(cache=self.cache, gpu=THREADS_GPU,
                                sim=THREADS_SIMULATOR).splitlines())
+        b.line(RUNTIME_IMPORT)
+        b.line("")
+        b.line("")
         b.extend(device_prelude().splitlines())
         return b.text() + self.functions()
 
@@ -156,6 +214,12 @@ class CudaEmitter(Names):
                     self.emit_rows(b, launch, stage, j, kept, reds)
             if stage.stores:
                 self.emit_stores(b, launch, stage)
+        b.line("")
+        b.line("")
+        b.line("# the kernels as launched, with their argument types")
+        for name, args in self.kernels:
+            types = tuple(self.arg_type(a) for a in args)
+            b.line(f"{name} = GridKernel({name}, THREADS, {types!r})")
         self.emit_launcher(b, launch)
         return b.text()
 
@@ -163,8 +227,9 @@ class CudaEmitter(Names):
         k = self.kernel
         b.line("")
         b.line("")
-        with b.block(f"def {self.launcher_name}(args, outs, err, lengths, stream):"):
-            b.line('"""Enqueue the kernels on `stream` (device arrays in, nothing copied)."""')
+        with b.block(f"def {self.launcher_name}(call, args, outs, err, lengths):"):
+            b.line('"""Enqueue the kernels on the call\'s stream (device arrays in, nothing '
+                   'copied)."""')
             b.line(f"{', '.join(self.param(p.name) for p in k.params)}, = args"
                    if k.params else "pass")
             b.line(f"{', '.join(f'o{i}' for i in range(len(k.results)))}, = outs")
@@ -179,24 +244,26 @@ class CudaEmitter(Names):
                 if i is not None and not is_arg(r):
                     b.line(f"{buf} = o{i}")
                 else:
-                    b.line(f"{buf} = cuda.device_array({shape}, {np_type(value_dtype(r))}, "
-                           "stream=stream)")
+                    b.line(f"{buf} = call.empty({shape}, {np_type(value_dtype(r))})")
                 if is_arg(r):
                     b.line(f"{buf}_i = o{i}" if i is not None else
-                           f"{buf}_i = cuda.device_array({shape}, np.int64, stream=stream)")
+                           f"{buf}_i = call.empty({shape}, np.int64)")
             b.line(f"_base = ({', '.join(self.base_args())},)")
             b.extend(line[4:] for line in launch.lines)
 
     # values ---------------------------------------------------------------------------------
     def values(self, b: CodeBuilder, roots, tag: str, known: dict | None = None,
-               invariant: bool = False) -> dict[ir.Node, str]:
+               invariant: bool = False, loads: bool = False) -> dict[ir.Node, str]:
         """Lines computing every node the roots need, at the current element, beyond those
         `known`; their code. With `invariant`, only the nodes over no dimension (scalars,
-        finished full reductions): computed once, before a kernel's loop."""
+        finished full reductions): computed once, before a kernel's loop. With `loads`, only
+        the element's reads of arrays."""
         code: dict[ir.Node, str] = dict(known or {})
         counter = len(code)
         for node in stage_nodes(roots):
             if node in code or (invariant and node.dims):
+                continue
+            if loads and not (isinstance(node, (ir.Param, ir.Reduce)) and node.dims):
                 continue
             if isinstance(node, ir.Const):
                 code[node] = expression(node, [], "cuda")
@@ -241,25 +308,48 @@ class CudaEmitter(Names):
         b.line("")
         b.line("")
         b.line(self.decorator())
-        b.line(f"def {name}({', '.join(self.base_args() + extra)}):")
+        args = self.base_args() + extra
+        b.line(f"def {name}({', '.join(args)}):")
+        self.kernels.append((name, args))
 
     def emit_stores(self, b: CodeBuilder, launch: CodeBuilder, stage: Stage) -> None:
+        """A grid-stride loop that takes STORE_LANES elements per round: first the array reads
+        of all of them, so that they are in flight together (outputs never share memory with
+        inputs: the runtime sees to it), then their values and stores; then the rest one by
+        one."""
         name = self.kernel_name(stage)
         self.kernel_header(b, name, [])
         b.level += 1
         total = self.count(stage.space)
         roots = [v for _, v in stage.stores]
         known = self.values(b, roots, str(stage.index), invariant=True)
-        with b.block(f"for _lin in range(cuda.grid(1), {total}, cuda.gridsize(1)):"):
+        b.line("_lin = cuda.grid(1)")
+        b.line("_step = cuda.gridsize(1)")
+        with b.block(f"while _lin + {STORE_LANES - 1} * _step < {total}:"):
+            reads = []
+            for u in range(STORE_LANES):
+                self.lane = (f"_{u}", stage.space)
+                self.decompose(b, f"_lin + {u} * _step", stage.space)
+                reads.append(self.values(b, roots, f"{stage.index}_{u}", known, loads=True))
+            for u in range(STORE_LANES):
+                self.lane = (f"_{u}", stage.space)
+                self.emit_store_values(b, stage, f"{stage.index}_{u}", reads[u])
+            self.lane = ("", ())
+            b.line(f"_lin += {STORE_LANES} * _step")
+        with b.block(f"while _lin < {total}:"):
             self.decompose(b, "_lin", stage.space)
-            code = self.values(b, roots, str(stage.index), known)
-            for i, node in stage.stores:
-                axes = self.kernel.results[i].axes or ()
-                b.line(f"o{i}[{self.index(axes)}] = {code[node]}")
+            self.emit_store_values(b, stage, str(stage.index), known)
+            b.line("_lin += _step")
         b.level -= 1
         launch.line(f"_n = {total}")
         with launch.block("if _n > 0:"):
-            launch.line(f"{name}[grid(_n), THREADS, stream](*_base)")
+            launch.line(f"{name}.launch(call, grid(_n), _base)")
+
+    def emit_store_values(self, b: CodeBuilder, stage: Stage, tag: str, known) -> None:
+        code = self.values(b, [v for _, v in stage.stores], tag, known)
+        for i, node in stage.stores:
+            axes = self.kernel.results[i].axes or ()
+            b.line(f"o{i}[{self.index(axes)}] = {code[node]}")
 
     def emit_scalar_stage(self, b: CodeBuilder, launch: CodeBuilder, stage: Stage) -> None:
         name = self.kernel_name(stage)
@@ -270,7 +360,7 @@ class CudaEmitter(Names):
             for i, node in stage.stores:
                 b.line(f"o{i}[0] = {code[node]}")
         b.level -= 1
-        launch.line(f"{name}[1, THREADS, stream](*_base)")
+        launch.line(f"{name}.launch(call, 1, _base)")
 
     # reductions -----------------------------------------------------------------------------
     def partial_args(self, reds) -> list[str]:
@@ -286,16 +376,16 @@ class CudaEmitter(Names):
         for r in reds:
             p = f"_p{self.buffers[r]}"
             vdt = np_type(value_dtype(r))
-            launch.line(f"{p} = cuda.device_array({shape}, {vdt}, stream=stream) if {needed} "
-                        f"else stand_in({vdt})")
+            launch.line(f"{p} = call.empty({shape}, {vdt}) if {needed} else stand_in({vdt})")
             if is_arg(r):
-                launch.line(f"{p}_i = cuda.device_array({shape}, np.int64, stream=stream) if "
-                            f"{needed} else stand_in(np.int64)")
+                launch.line(f"{p}_i = call.empty({shape}, np.int64) if {needed} else "
+                            "stand_in(np.int64)")
 
     def init_acc(self, b: CodeBuilder, reds) -> None:
         for r in reds:
             acc = f"_a{self.buffers[r]}"
-            b.line(f"{acc} = {identity(r.kind, value_dtype(r))}")
+            b.line(f"{acc} = np.float64(0.0)" if wide_sum(r)
+                   else f"{acc} = {identity(r.kind, value_dtype(r))}")
             if float_sum(r):
                 b.line(f"{acc}_c = {literal(0, r.dtype)}")
             if is_arg(r):
@@ -306,11 +396,15 @@ class CudaEmitter(Names):
         acc = f"_a{self.buffers[r]}"
         if float_sum(r):
             b.line(f"{acc}, {acc}_c = _nbx_kadd({acc}, {acc}_c, {value})")
+        elif wide_sum(r):
+            b.line(f"{acc} = {acc} + np.float64({value})")
         else:
             b.extend(merge(r, acc, value, f"{acc}_i", value_i))
 
     def acc_value(self, r: ir.Reduce) -> str:
         acc = f"_a{self.buffers[r]}"
+        if wide_sum(r):
+            return f"np.float32({acc})"
         return f"({acc} - {acc}_c)" if float_sum(r) else acc
 
     def write(self, b: CodeBuilder, reds, source, target) -> None:
@@ -321,8 +415,68 @@ class CudaEmitter(Names):
                 b.line(f"{target(r, '_i')} = {source(r, '_i')}")
 
     def emit_block_combine(self, b: CodeBuilder, reds) -> None:
-        """Every thread's accumulator into shared memory, then a tree: element 0 holds the
-        block's value. Ends with all threads synchronised."""
+        """Every thread's accumulator combined: element 0 of the shared arrays holds the
+        block's value, for thread 0. On the GPU, lanes combine in registers through warp
+        shuffles, then thread 0 the warps' values (two barriers); under the simulator, which
+        has no shuffles, a shared-memory tree."""
+        with b.block("if WARP_SHUFFLE:"):
+            self.emit_warp_combine(b, reds)
+        with b.block("else:"):
+            self.emit_tree_combine(b, reds)
+
+    def emit_warp_combine(self, b: CodeBuilder, reds) -> None:
+        for r in reds:
+            w, acc = f"_w{self.buffers[r]}", f"_a{self.buffers[r]}"
+            work, _, _ = shuffle_types(r)
+            value = f"1 if {acc} else 0" if r.kind in (ir.RKind.ANY, ir.RKind.ALL) \
+                else self.acc_value(r)
+            b.line(f"{w} = {work}({value})")
+            if is_arg(r):
+                b.line(f"{w}_i = {acc}_i")
+        b.line("_o = 16")
+        with b.block("while _o > 0:"):
+            for r in reds:
+                w, v = f"_w{self.buffers[r]}", f"_v{self.buffers[r]}"
+                work, to, back = shuffle_types(r)
+                b.line(f"{v} = {back}(cuda.shfl_down_sync(0xFFFFFFFF, {to}({w}), _o))")
+                if is_arg(r):
+                    b.line(f"{v}_i = cuda.shfl_down_sync(0xFFFFFFFF, {w}_i, _o)")
+                b.extend(self.merge_work(r, w, v))
+            b.line("_o //= 2")
+        with b.block("if _t % 32 == 0:"):
+            for r in reds:
+                w, sh = f"_w{self.buffers[r]}", f"_sh{self.buffers[r]}"
+                b.line(f"{sh}[_t // 32] = {shared_type(r)}({w})")
+                if is_arg(r):
+                    b.line(f"{sh}_i[_t // 32] = {w}_i")
+        b.line("cuda.syncthreads()")
+        with b.block("if _t == 0:"):
+            for r in reds:
+                w, v, sh = (f"_w{self.buffers[r]}", f"_v{self.buffers[r]}",
+                            f"_sh{self.buffers[r]}")
+                work, _, _ = shuffle_types(r)
+                b.line(f"{w} = {work}({sh}[0])")
+                if is_arg(r):
+                    b.line(f"{w}_i = {sh}_i[0]")
+                with b.block("for _k in range(1, THREADS // 32):"):
+                    b.line(f"{v} = {work}({sh}[_k])")
+                    if is_arg(r):
+                        b.line(f"{v}_i = {sh}_i[_k]")
+                    b.extend(self.merge_work(r, w, v))
+                b.line(f"{sh}[0] = {shared_type(r)}({w})")
+                if is_arg(r):
+                    b.line(f"{sh}_i[0] = {w}_i")
+
+    @staticmethod
+    def merge_work(r: ir.Reduce, w: str, v: str) -> list[str]:
+        """Fold v into w, both in the reduction's working type (any/all: 0 or 1)."""
+        if r.kind == ir.RKind.ANY:
+            return [f"{w} = max({w}, {v})"]
+        if r.kind == ir.RKind.ALL:
+            return [f"{w} = min({w}, {v})"]
+        return merge(r, w, v, f"{w}_i", f"{v}_i")
+
+    def emit_tree_combine(self, b: CodeBuilder, reds) -> None:
         for r in reds:
             sh = f"_sh{self.buffers[r]}"
             acc = f"_a{self.buffers[r]}"
@@ -394,15 +548,14 @@ class CudaEmitter(Names):
                 self.decompose(b, "_seg", kept)
                 self.init_acc(b, reds)
                 if what == "main":
-                    # UNROLL elements per round with no bounds test inside: their loads are
-                    # independent, so a thread has several in flight; then the rest one by
-                    # one. The order of accumulation is the same either way.
+                    # REDUCE_LANES elements per round, their reads first, so that a thread has
+                    # them all in flight; then the rest one by one. The order of accumulation
+                    # is the same either way.
                     b.line(f"_j = {first}")
-                    with b.block(f"while _j + (UNROLL - 1) * ({step}) < {count}:"):
-                        with b.block("for _u in range(UNROLL):"):
-                            self.emit_row_element(b, stage, j, over, reds, known,
-                                                  f"_j + _u * ({step})")
-                        b.line(f"_j += UNROLL * ({step})")
+                    with b.block(f"while _j + {REDUCE_LANES - 1} * ({step}) < {count}:"):
+                        self.emit_row_round(b, stage, j, over, reds, known,
+                                            [f"_j + {u} * ({step})" for u in range(REDUCE_LANES)])
+                        b.line(f"_j += {REDUCE_LANES} * ({step})")
                     with b.block(f"while _j < {count}:"):
                         self.emit_row_element(b, stage, j, over, reds, known, "_j")
                         b.line(f"_j += {step}")
@@ -431,9 +584,25 @@ class CudaEmitter(Names):
         self.emit_partials(launch, reds, "(_nseg, _parts)", "_parts > 1")
         args = ", ".join(["_nseg", "_parts"] + self.partial_args(reds))
         with launch.block("if _nseg > 0:"):
-            launch.line(f"{name}[blocks(_nseg * _parts), THREADS, stream](*_base, {args})")
+            launch.line(f"{name}.launch(call, blocks(_nseg * _parts), _base + ({args},))")
             with launch.block("if _parts > 1:"):
-                launch.line(f"{name}_finish[blocks(_nseg), THREADS, stream](*_base, {args})")
+                launch.line(f"{name}_finish.launch(call, blocks(_nseg), _base + ({args},))")
+
+    def emit_row_round(self, b: CodeBuilder, stage: Stage, j: int, over, reds, known,
+                       linears: list[str]) -> None:
+        """Fold the elements at `linears` in order, after reading all of them."""
+        roots = [r.arg for r in reds]
+        reads = []
+        for u, linear in enumerate(linears):
+            self.lane = (f"_{u}", over)
+            self.decompose(b, linear, over)
+            reads.append(self.values(b, roots, f"{stage.index}_{j}_{u}", known, loads=True))
+        for u in range(len(linears)):
+            self.lane = (f"_{u}", over)
+            code = self.values(b, roots, f"{stage.index}_{j}_{u}", reads[u])
+            for r in reds:
+                self.fold(b, r, code[r.arg], self.loop(r.over[0]) if is_arg(r) else "")
+        self.lane = ("", ())
 
     def emit_row_element(self, b: CodeBuilder, stage: Stage, j: int, over, reds, known,
                          linear: str) -> None:
@@ -469,10 +638,10 @@ class CudaEmitter(Names):
                     b.line("_lo = _chunk * _per")
                     b.line(f"_hi = min(_lo + _per, {self.count(over)})")
                     b.line("_j = _lo")
-                    with b.block("while _j + (UNROLL - 1) < _hi:"):  # as in emit_rows
-                        with b.block("for _u in range(UNROLL):"):
-                            self.emit_row_element(b, stage, j, over, reds, known, "_j + _u")
-                        b.line("_j += UNROLL")
+                    with b.block(f"while _j + {REDUCE_LANES - 1} < _hi:"):  # as in emit_rows
+                        self.emit_row_round(b, stage, j, over, reds, known,
+                                            [f"_j + {u}" for u in range(REDUCE_LANES)])
+                        b.line(f"_j += {REDUCE_LANES}")
                     with b.block("while _j < _hi:"):
                         self.emit_row_element(b, stage, j, over, reds, known, "_j")
                         b.line("_j += 1")
@@ -500,9 +669,29 @@ class CudaEmitter(Names):
         self.emit_partials(launch, reds, "(_chunks, _nkept)", "_chunks > 1")
         args = ", ".join(["_nkept", "_chunks", "_per"] + self.partial_args(reds))
         with launch.block("if _nkept > 0:"):
-            launch.line(f"{name}[grid(_nkept * _chunks), THREADS, stream](*_base, {args})")
+            launch.line(f"{name}.launch(call, grid(_nkept * _chunks), _base + ({args},))")
             with launch.block("if _chunks > 1:"):
-                launch.line(f"{name}_finish[grid(_nkept), THREADS, stream](*_base, {args})")
+                launch.line(f"{name}_finish.launch(call, grid(_nkept), _base + ({args},))")
+
+
+def shared_type(r: ir.Reduce) -> str:
+    """The dtype of a reduction's shared-memory values (any/all: int8 0 or 1)."""
+    return "np.int8" if r.kind in (ir.RKind.ANY, ir.RKind.ALL) else np_type(value_dtype(r))
+
+
+def shuffle_types(r: ir.Reduce) -> tuple[str, str, str]:
+    """(working type, type shuffled as, back to the working type) of a reduction's values in
+    a warp combine: warp shuffles move 32- and 64-bit ints and floats only; narrow values
+    work as int32 (their order and sums are the same), uint32 shuffles as int64, and uint64
+    as int64 bit for bit."""
+    if r.kind in (ir.RKind.ANY, ir.RKind.ALL):
+        return "np.int32", "", ""
+    dtype = value_dtype(r)
+    if dtype.kind == "b" or dtype.itemsize < 4:
+        return "np.int32", "", ""
+    if dtype.kind == "u":
+        return np_type(dtype), "np.int64", np_type(dtype)
+    return np_type(dtype), "", ""
 
 
 def merge(r: ir.Reduce, target: str, value: str, target_i: str = "", value_i: str = ""
@@ -555,10 +744,10 @@ from numba import config, cuda
 
 CACHE = {cache!r}
 {aliases}
-# threads per block: a power of two (the block's combining tree halves it); elements a thread
-# loads at once in reductions
+# threads per block: a power of two (the block's combining tree halves it)
 THREADS = {sim} if config.ENABLE_CUDASIM else {gpu}
-UNROLL = 2 if config.ENABLE_CUDASIM else 4
+# warp shuffles in block reductions (the simulator has none: it combines in shared memory)
+WARP_SHUFFLE = not config.ENABLE_CUDASIM
 _WAVE = None
 
 
@@ -577,19 +766,7 @@ def _wave():
 def grid(n):
     """Blocks for a grid-stride loop over n items: a thread per item up to 16 waves of the
     device (more resident work hides the latency of expensive element functions)."""
-    return max(1, min((n + THREADS - 1) // THREADS, 16 * _wave()))
-
-
-_STAND_INS = dict()
-
-
-def stand_in(dtype):
-    """A 1x1 device array for a partial buffer a launch does not use (kept: no allocation
-    per call; never written, since only launches with several parts write partials)."""
-    array = _STAND_INS.get(dtype)
-    if array is None:
-        array = _STAND_INS[dtype] = cuda.device_array((1, 1), dtype)
-    return array
+    return max(1, min((n + THREADS - 1) // THREADS, 16 * (_WAVE or _wave())))
 
 
 def blocks(n):
@@ -598,25 +775,26 @@ def blocks(n):
 
 
 def row_parts(nseg, q):
-    """Blocks per segment: enough blocks to fill the device, each thread doing at least
-    four elements, at most {max_parts}."""
+    """Blocks per segment: enough blocks to fill the device, each thread reading a whole
+    round of {lanes} elements where there are that many, at most {max_parts}."""
     if nseg == 0 or q == 0:
         return 1
     fill = (_wave() + nseg - 1) // nseg
-    work = (q + 4 * THREADS - 1) // (4 * THREADS)
+    work = (q + {lanes} * THREADS - 1) // ({lanes} * THREADS)
     return max(1, min(fill, work, {max_parts}))
 
 
 def column_chunks(nkept, q):
-    """Chunks of the reduced elements per kept element, and their length (at least 16)."""
+    """Chunks of the reduced elements per kept element, and their length (at least 16):
+    enough for {column_waves} waves of threads."""
     if nkept == 0 or q == 0:
         return 1, q
-    fill = (_wave() * THREADS + nkept - 1) // nkept
+    fill = ({column_waves} * _wave() * THREADS + nkept - 1) // nkept
     chunks = max(1, min(fill, (q + 15) // 16, {max_parts}))
     per = (q + chunks - 1) // chunks
     return (q + per - 1) // per, per
 
-'''.replace("{max_parts}", str(MAX_PARTS))
+'''
 
 # The float functions kernels call (the op table's CUDA spellings). On the GPU they are CUDA's
 # (libdevice, through math); under the simulator and in the CPU twin of a cuda-ufunc, NumPy's:
@@ -647,6 +825,19 @@ from numba.cuda import libdevice
 _cbrt, _cbrtf = libdevice.cbrt, libdevice.cbrtf
 _rint, _rintf = libdevice.rint, libdevice.rintf
 """
-HEADER = HEADER_TEMPLATE.replace("{aliases}", "if config.ENABLE_CUDASIM:\n"
-                                 + textwrap.indent(NUMPY_ALIASES, "    ") + "else:\n"
-                                 + textwrap.indent(GPU_ALIASES, "    ").rstrip("\n"))
+# What modules of nbx's own import from the runtime (standalone modules hold a copy of it).
+RUNTIME_IMPORT = "from nbx.backends.cuda_runtime import GridKernel, stand_in"
+
+
+
+def header_source() -> str:
+    """The module header, from the constants above (benchmarks/gpu_variants.py changes them
+    and builds it again)."""
+    return (HEADER_TEMPLATE.replace("{max_parts}", str(MAX_PARTS))
+            .replace("{lanes}", str(REDUCE_LANES)).replace("{column_waves}", str(COLUMN_WAVES))
+            .replace("{aliases}", "if config.ENABLE_CUDASIM:\n"
+                     + textwrap.indent(NUMPY_ALIASES, "    ") + "else:\n"
+                     + textwrap.indent(GPU_ALIASES, "    ").rstrip("\n")))
+
+
+HEADER = header_source()

@@ -60,8 +60,8 @@ def inspect(spec, what: str) -> str:
     module = import_module(spec.path)
     parts = []
     for name, value in vars(module).items():
-        if type(value).__name__ == "CUDADispatcher":
-            for signature, text in getattr(value, method)().items():
+        if type(value).__name__ == "GridKernel":
+            for signature, text in getattr(value.dispatcher, method)().items():
                 parts.append(f"// ---- {name}{signature} ----\n{text}")
     if not parts:
         raise TargetUnavailable(f"{spec.ir.name}(): nothing compiled for the device yet: call the "

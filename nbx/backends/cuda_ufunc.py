@@ -130,10 +130,11 @@ def functions(plan, suffix: str, device: bool, fastmath: bool) -> str:
     b.line(f"_ufunc_{name} = vectorize([{signature(plan)!r}]{options})(_scalar_{name})")
     b.line("")
     b.line("")
-    with b.block(f"def launch_{name}(args, outs, err, lengths, stream):"):
-        b.line('"""Run the ufunc into outs[0] on `stream` (device arrays in, nothing copied)."""')
+    with b.block(f"def launch_{name}(call, args, outs, err, lengths):"):
+        b.line('"""Run the ufunc into outs[0] on the call\'s stream (device arrays in, nothing '
+               'copied)."""')
         if device:
-            b.line(f"_ufunc_{name}(*args, out=outs[0], stream=stream)")
+            b.line(f"call.ufunc(_ufunc_{name}, args, outs[0])")
         else:
             b.line(f"_ufunc_{name}(*args, out=outs[0])")
     return b.text()

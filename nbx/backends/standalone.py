@@ -1,8 +1,9 @@
 """emit (standalone): a whole .nbx file -> one Python module that needs numpy and numba only.
 
-`nbxc compile` writes it. It holds every kernel's compiled functions (one set per
-specialisation), then nbx's calling convention copied verbatim from nbx/callconv.py (and the
-backend's runtime files), then one plain function per kernel with its docstring:
+`nbxc compile` writes it. It holds nbx's calling convention copied verbatim from
+nbx/callconv.py (and the backend's runtime files, which the compiled functions may use as they
+are defined), then every kernel's compiled functions (one set per specialisation), then one
+plain function per kernel with its docstring:
 
     def normalize(*args, **kwargs):
         \"\"\"normalize(x: f64[n]) -> f64[n] ...\"\"\"
@@ -72,6 +73,9 @@ def emit_module(compiler, specialize: dict[str, list[str]], *, origin: str) -> s
            "shows its")
     b.line('signature. Do not edit: regenerate with nbxc compile."""')
     text = b.text() + frame.standalone_header(origin, "a standalone module")
+    text += "\n\n" + _copied("callconv.py")
+    for part in frame.STANDALONE_RUNTIME:
+        text += "\n\n" + _copied(f"backends/{part}.py")
     objects = CodeBuilder()
     for name, definition in kernels.items():
         compiled = []
@@ -92,9 +96,6 @@ def emit_module(compiler, specialize: dict[str, list[str]], *, origin: str) -> s
                                                      if suffix else "") + " ----\n" + functions
             compiled.append((binding, kernel_ir, plan, entry, fast))
         _emit_kernel_object(objects, definition, compiled)
-    text += "\n\n" + _copied("callconv.py")
-    for part in frame.STANDALONE_RUNTIME:
-        text += "\n\n" + _copied(f"backends/{part}.py")
     text += "\n\n# ---- the kernels ----\n" + f"TARGET = {compiler.target!r}\n" \
         + frame.STANDALONE_SETUP + _KERNEL_CLASS
     text += objects.text()
@@ -114,6 +115,9 @@ class _Kernel(KernelBase):
         super().__init__(name, params, tuple_result, signature, doc)
         for key, spec in compiled.items():
             self._specs[tuple(DTYPES[n] for n in key)] = spec
+            if DEVICE:   # device arrays in, without the general checks
+                spec.fast = FastCall(self, spec, {tv: DTYPES[n] for tv, n in
+                                                  zip(self._typevars, key)})
         self._spec_list = [s for s in self._specs.values() if s.fast is not None]
 
     def _run_device(self, spec, values, lengths, out, stream):
