@@ -3,17 +3,24 @@
 Each stage of the plan becomes kernels that run one after another on one stream:
 
 - stores (element-wise results): one grid-stride kernel over the stage's flattened iteration
-  space, every element-wise operation fused into it;
+  space, every element-wise operation fused into it, STORE_LANES elements per round whose reads
+  are all issued before any value is computed;
 - reductions, grouped by the dimensions they keep (siblings share one pass):
   * the innermost dimension reduced, or nothing kept ("rows": sum(x), sum(A, over=k)): blocks
     per segment, a segment being one element of the kept dimensions. Each thread accumulates
-    a strided share of the segment (float sums compensated), the block combines the threads'
-    values in shared memory, and with several blocks per segment a finishing kernel combines
-    their partials the same way;
+    a strided share of the segment, REDUCE_LANES reads in flight per round (f64 sums
+    compensated, f32 sums in f64), the block combines the threads' values (warp shuffles, then
+    the warps' values; under the simulator, which has no shuffles, a shared-memory tree), and
+    with several blocks per segment a finishing kernel combines their partials the same way;
   * the innermost dimension kept ("columns": sum(A, over=m)): a thread per kept element (so
-    neighbouring threads read neighbouring memory) loops over a chunk of the reduced elements;
-    with several chunks, a finishing kernel combines them, a thread per kept element;
+    neighbouring threads read neighbouring memory) loops over a chunk of the reduced elements,
+    REDUCE_LANES rows per round; with several chunks, a finishing kernel combines them, a
+    thread per kept element;
 - scalar stages (arithmetic on finished reductions): one thread.
+
+These kernels are bound by the instructions they issue as much as by memory (ncu on an H200),
+so the code keeps per-element work small: array subscripts are unsigned (no wraparound
+arithmetic), loop-invariant values are computed before the loops.
 
 Intermediates stay on the device; the order of every combination is fixed for given sizes and
 device, so results are deterministic. Each kernel is wrapped in the runtime's GridKernel with
@@ -23,11 +30,16 @@ nbx/backends/cuda_runtime.py moves data and checks `err`.
 
     @cuda.jit(cache=CACHE)
     def _fma_stage0(p_a, p_b, p_c, o0, _err, n_n):
-        for _lin in range(cuda.grid(1), n_n, cuda.gridsize(1)):
-            i_n = _lin
-            t0 = p_a[i_n]
+        _lin = cuda.grid(1)
+        _step = cuda.gridsize(1)
+        while _lin + 3 * _step < n_n:
+            i_n_0 = _lin + 0 * _step
+            t0_0_0 = p_a[np.uint64(i_n_0)]
+            ...                          # the reads of 4 elements, then their values
+            o0[np.uint64(i_n_3)] = t0_3_5
+            _lin += 4 * _step
+        while _lin < n_n:
             ...
-            o0[i_n] = t3
 
     _fma_stage0 = GridKernel(_fma_stage0, THREADS, (('float64', 1), ..., ('int64', None)))
 
