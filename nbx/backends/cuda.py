@@ -69,6 +69,10 @@ MAX_PARTS = 1024        # most partials per segment (blocks or chunks), kept sma
 # to 0.95x of it (rows, dot: the same either way); 2 column waves are no better than 1.
 STORE_LANES = 4         # elements per round of an element-wise kernel, read before any is stored
 REDUCE_LANES = 16       # elements per round of a thread's reduction, read before any is folded
+# A round is that many copies of the per-element code, and NVVM's compile time grows faster
+# than a kernel's size: rounds of big per-element code take fewer elements (lanes x operations
+# per element at most LANE_BUDGET, at least 2 lanes).
+LANE_BUDGET = 64
 COLUMN_WAVES = 1        # threads of a column reduction: waves of the device's resident threads
 
 _NOT_ON_GPU = {"_nbx_radd", "_nbx_rmul", "_nbx_tree_sum"}  # CPU-only helpers of PRELUDE
@@ -176,6 +180,15 @@ class CudaEmitter(Names):
     def loop(self, dim: str) -> str:
         suffix, dims = self.lane
         return f"i_{dim}{suffix}" if dim in dims else f"i_{dim}"
+
+    @staticmethod
+    def lanes(most: int, roots, reds=()) -> int:
+        """Elements per round for per-element code computing `roots` (and folding `reds`)."""
+        size = sum(1 for n in stage_nodes(roots) if n.dims) + len(reds)
+        lanes = most
+        while lanes > 2 and lanes * size > LANE_BUDGET:
+            lanes //= 2
+        return lanes
 
     def decorator(self) -> str:
         return "@cuda.jit(cache=CACHE" + (", fastmath=True" if self.fastmath else "") + ")"
@@ -337,17 +350,18 @@ class CudaEmitter(Names):
         known = self.values(b, roots, str(stage.index), invariant=True)
         b.line("_lin = cuda.grid(1)")
         b.line("_step = cuda.gridsize(1)")
-        with b.block(f"while _lin + {STORE_LANES - 1} * _step < {total}:"):
+        lanes = self.lanes(STORE_LANES, roots)
+        with b.block(f"while _lin + {lanes - 1} * _step < {total}:"):
             reads = []
-            for u in range(STORE_LANES):
+            for u in range(lanes):
                 self.lane = (f"_{u}", stage.space)
                 self.decompose(b, f"_lin + {u} * _step", stage.space)
                 reads.append(self.values(b, roots, f"{stage.index}_{u}", known, loads=True))
-            for u in range(STORE_LANES):
+            for u in range(lanes):
                 self.lane = (f"_{u}", stage.space)
                 self.emit_store_values(b, stage, f"{stage.index}_{u}", reads[u])
             self.lane = ("", ())
-            b.line(f"_lin += {STORE_LANES} * _step")
+            b.line(f"_lin += {lanes} * _step")
         with b.block(f"while _lin < {total}:"):
             self.decompose(b, "_lin", stage.space)
             self.emit_store_values(b, stage, str(stage.index), known)
@@ -532,6 +546,7 @@ class CudaEmitter(Names):
         """Blocks per segment: see the module's docstring."""
         over = tuple(d for d in stage.space if d not in kept)
         name = self.kernel_name(stage, f"_g{j}")
+        lanes = self.lanes(REDUCE_LANES, [r.arg for r in reds], reds)
         extra = ["_nseg", "_parts"] + self.partial_args(reds)
         for what in ("main", "finish"):
             kname = name if what == "main" else name + "_finish"
@@ -564,10 +579,10 @@ class CudaEmitter(Names):
                     # them all in flight; then the rest one by one. The order of accumulation
                     # is the same either way.
                     b.line(f"_j = {first}")
-                    with b.block(f"while _j + {REDUCE_LANES - 1} * ({step}) < {count}:"):
+                    with b.block(f"while _j + {lanes - 1} * ({step}) < {count}:"):
                         self.emit_row_round(b, stage, j, over, reds, known,
-                                            [f"_j + {u} * ({step})" for u in range(REDUCE_LANES)])
-                        b.line(f"_j += {REDUCE_LANES} * ({step})")
+                                            [f"_j + {u} * ({step})" for u in range(lanes)])
+                        b.line(f"_j += {lanes} * ({step})")
                     with b.block(f"while _j < {count}:"):
                         self.emit_row_element(b, stage, j, over, reds, known, "_j")
                         b.line(f"_j += {step}")
@@ -592,7 +607,7 @@ class CudaEmitter(Names):
             b.level -= 1
         launch.line(f"_nseg = {self.count(kept)}")
         launch.line(f"_q = {self.count(over)}")
-        launch.line("_parts = row_parts(_nseg, _q)")
+        launch.line(f"_parts = row_parts(_nseg, _q, {lanes})")
         self.emit_partials(launch, reds, "(_nseg, _parts)", "_parts > 1")
         args = ", ".join(["_nseg", "_parts"] + self.partial_args(reds))
         with launch.block("if _nseg > 0:"):
@@ -633,6 +648,7 @@ class CudaEmitter(Names):
         """A thread per kept element: see the module's docstring."""
         over = tuple(d for d in stage.space if d not in kept)
         name = self.kernel_name(stage, f"_g{j}")
+        lanes = self.lanes(REDUCE_LANES, [r.arg for r in reds], reds)
         extra = ["_nkept", "_chunks", "_per"] + self.partial_args(reds)
         for what in ("main", "finish"):
             kname = name if what == "main" else name + "_finish"
@@ -650,10 +666,10 @@ class CudaEmitter(Names):
                     b.line("_lo = _chunk * _per")
                     b.line(f"_hi = min(_lo + _per, {self.count(over)})")
                     b.line("_j = _lo")
-                    with b.block(f"while _j + {REDUCE_LANES - 1} < _hi:"):  # as in emit_rows
+                    with b.block(f"while _j + {lanes - 1} < _hi:"):  # as in emit_rows
                         self.emit_row_round(b, stage, j, over, reds, known,
-                                            [f"_j + {u}" for u in range(REDUCE_LANES)])
-                        b.line(f"_j += {REDUCE_LANES}")
+                                            [f"_j + {u}" for u in range(lanes)])
+                        b.line(f"_j += {lanes}")
                     with b.block("while _j < _hi:"):
                         self.emit_row_element(b, stage, j, over, reds, known, "_j")
                         b.line("_j += 1")
@@ -786,13 +802,13 @@ def blocks(n):
     return max(1, min(n, _wave() * 4))
 
 
-def row_parts(nseg, q):
+def row_parts(nseg, q, lanes):
     """Blocks per segment: enough blocks to fill the device, each thread reading a whole
-    round of {lanes} elements where there are that many, at most {max_parts}."""
+    round of `lanes` elements where there are that many, at most {max_parts}."""
     if nseg == 0 or q == 0:
         return 1
     fill = (_wave() + nseg - 1) // nseg
-    work = (q + {lanes} * THREADS - 1) // ({lanes} * THREADS)
+    work = (q + lanes * THREADS - 1) // (lanes * THREADS)
     return max(1, min(fill, work, {max_parts}))
 
 
@@ -846,7 +862,7 @@ def header_source() -> str:
     """The module header, from the constants above (benchmarks/gpu_variants.py changes them
     and builds it again)."""
     return (HEADER_TEMPLATE.replace("{max_parts}", str(MAX_PARTS))
-            .replace("{lanes}", str(REDUCE_LANES)).replace("{column_waves}", str(COLUMN_WAVES))
+            .replace("{column_waves}", str(COLUMN_WAVES))
             .replace("{aliases}", "if config.ENABLE_CUDASIM:\n"
                      + textwrap.indent(NUMPY_ALIASES, "    ") + "else:\n"
                      + textwrap.indent(GPU_ALIASES, "    ").rstrip("\n")))
