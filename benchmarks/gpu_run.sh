@@ -5,7 +5,8 @@
 # fail by design and are not reported). Every step runs even when an earlier one failed; a summary of
 # all steps is printed last, and the exit code is 0 only when every step passed.
 #
-#   device run, carry [".whl"] (from ../shared/device/wheels.sh):
+#   device run, carry [".whl"] (from `bash ../shared/device/wheels.sh interegular`: Lark's strict
+#   mode needs interegular, which the script does not fetch by itself):
 #       bash benchmarks/gpu_run.sh
 #   options through the environment:
 #       STEPS="setup env tests bench sanitize"   the steps to run (default: all, in this order)
@@ -55,7 +56,7 @@ if wants setup; then
         export PYTHONPATH="$PWD:/tmp/site"
         record "setup (wheels)" "$rc" $(( $(date +%s) - t0 )) "$(ls .whl | wc -l) wheels"
     else
-        echo "no .whl/ folder: carry it (bash ../shared/device/wheels.sh, then carry [\".whl\"])"
+        echo "no .whl/ folder: carry it (bash ../shared/device/wheels.sh interegular, then carry [\".whl\"])"
         record "setup (wheels)" 1 0 "no .whl/ carried"
     fi
 fi

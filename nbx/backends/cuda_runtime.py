@@ -803,12 +803,7 @@ class GridKernel:
                 self._simulate(blocks, args)
                 return
             handle = self._bind(layout)
-        flat = []
-        for a in args:
-            if type(a) is DeviceArray:
-                flat.extend(a.abi)
-            else:
-                flat.append(a)
+        flat = self.parameters(args)
         driver = _DRIVER or _driver()
         with self._lock:   # the argument buffer is shared: the driver copies it at the launch
             self._format.pack_into(self._buffer, 0, *flat)
