@@ -366,10 +366,15 @@ class KernelBase:
         return _convert_scalar(self.name, p, v, dtype, self._device)
 
 
+def _native(dtype):
+    """The native byte order's twin of a dtype: a big-endian float64 array is a float64 one."""
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
 def _binding_dtype(v):
     """The dtype an argument binds a type variable to, or None for Python values."""
-    if isinstance(v, np.ndarray) and v.dtype in _DTYPE_SET:
-        return v.dtype
+    if isinstance(v, np.ndarray) and _native(v.dtype) in _DTYPE_SET:
+        return _native(v.dtype)
     if isinstance(v, np.generic) and v.dtype in _DTYPE_SET:
         return v.dtype
     if isinstance(v, (bool, int, float, list, tuple, np.ndarray, np.generic)):
@@ -423,6 +428,8 @@ def _convert_array(kernel, p, v, dtype, device=False):
         else:
             raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
                             f"{describe_value(v)}")
+    if not v.dtype.isnative and _native(v.dtype) == dtype and v.ndim == p.ndim:
+        return v.astype(dtype)   # the kernels read native byte order: a native copy
     if v.dtype is not dtype and v.dtype != dtype or v.ndim != p.ndim:
         raise TypeError(f"{kernel}(): {p.name} must be {p.expected(dtype)}, got "
                         f"{describe_value(v)}")

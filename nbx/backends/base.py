@@ -71,6 +71,17 @@ def ctor(dtype: np.dtype) -> str:
     return NUMPY_CTOR[dtype_name(dtype)]
 
 
+def arith(op: str, a: str, b: str, dtype: np.dtype) -> str:
+    """`a op b` for +, - and * on values of `dtype`, wrapping on overflow as NumPy does.
+
+    Numba marks signed integer add, sub and mul `nsw`: to LLVM a signed overflow is then
+    undefined, and it folds comparisons of overflowed values as if none happened
+    (`3 ** x < 1` became False for every x). On unsigned bits the same instructions wrap."""
+    if dtype.kind == "i":
+        return f"{ctor(dtype)}(np.uint64({a}) {op} np.uint64({b}))"
+    return f"{a} {op} {b}"
+
+
 def literal(value, dtype: np.dtype) -> str:
     """A typed literal: re-printed from the checked value with repr(), never user text."""
     if dtype.kind == "b":

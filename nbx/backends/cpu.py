@@ -24,7 +24,7 @@ import numpy as np
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
 from ..dsl.ops import Rule
-from .base import CodeBuilder, Names, expression, literal
+from .base import CodeBuilder, Names, arith, expression, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
 MAX_PARTIAL_BLOCKS = 64  # partial buffers with kept dims have at most this many blocks
@@ -87,16 +87,12 @@ def _nbx_fmod(a, b):
 
 @njit(cache=CACHE, error_model="numpy")
 def _nbx_ipow(a, b, err):
+    # a and b are int64; the products run on unsigned bits, which wrap (Numba's signed ones
+    # are `nsw`, and LLVM then folds comparisons of an overflowed power wrongly)
     if b < 0:
         err[0] = 1
         return a - a
-    result = a - a + 1
-    while b > 0:
-        if b & 1:
-            result = result * a
-        a = a * a
-        b = b >> 1
-    return result
+    return np.int64(_nbx_upow(np.uint64(a), np.uint64(b)))
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -237,10 +233,10 @@ def combine(red: ir.Reduce, target: str, value: str, target_i: str = "", value_i
     floating = value_dtype(red).kind == "f"
     if k == ir.RKind.SUM:
         return [f"{target} = _nbx_radd({target}, {value})" if floating
-                else f"{target} += {value}"]
+                else f"{target} = {arith('+', target, value, red.dtype)}"]
     if k == ir.RKind.PROD:
         return [f"{target} = _nbx_rmul({target}, {value})" if floating
-                else f"{target} *= {value}"]
+                else f"{target} = {arith('*', target, value, red.dtype)}"]
     if k == ir.RKind.ANY:
         return [f"{target} = {target} or {value}"]
     if k == ir.RKind.ALL:
@@ -377,7 +373,8 @@ class CpuEmitter(Names):
         return f"{self.entry_name}_serial" if self.parallel else None
 
     def decorator(self, parallel: bool) -> str:
-        flags = [f"parallel={parallel}", "cache=CACHE", 'error_model="numpy"']
+        # nogil: a call releases the GIL while it computes, so other Python threads run
+        flags = [f"parallel={parallel}", "nogil=True", "cache=CACHE", 'error_model="numpy"']
         if self.fastmath:
             flags.append("fastmath=True")
         return f"@njit({', '.join(flags)})"

@@ -56,7 +56,7 @@ import numpy as np
 
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
-from .base import CodeBuilder, Names, expression, literal
+from .base import CodeBuilder, Names, arith, expression, literal
 from .cpu import PRELUDE, identity, value_dtype
 
 # Threads per block (a power of two: the shared-memory tree halves it). Under the simulator,
@@ -522,10 +522,6 @@ class CudaEmitter(Names):
                         b.line(f"{sh}[_t] = max({sh}[_t], {sh}[_t + _s])")
                     elif r.kind == ir.RKind.ALL:
                         b.line(f"{sh}[_t] = min({sh}[_t], {sh}[_t + _s])")
-                    elif r.kind == ir.RKind.SUM:
-                        b.line(f"{sh}[_t] = {sh}[_t] + {sh}[_t + _s]")
-                    elif r.kind == ir.RKind.PROD:
-                        b.line(f"{sh}[_t] = {sh}[_t] * {sh}[_t + _s]")
                     else:
                         b.line(f"_v = {sh}[_t]")
                         if is_arg(r):
@@ -730,9 +726,9 @@ def merge(r: ir.Reduce, target: str, value: str, target_i: str = "", value_i: st
     k = r.kind
     floating = value_dtype(r).kind == "f"
     if k == ir.RKind.SUM:
-        return [f"{target} = {target} + {value}"]
+        return [f"{target} = {arith('+', target, value, r.dtype)}"]
     if k == ir.RKind.PROD:
-        return [f"{target} = {target} * {value}"]
+        return [f"{target} = {arith('*', target, value, r.dtype)}"]
     if k == ir.RKind.ANY:
         return [f"{target} = {target} or {value}"]
     if k == ir.RKind.ALL:

@@ -36,6 +36,14 @@ from .types import (
 MAX_INLINE_DEPTH = 64
 
 
+def _fits_float(v: int) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Weak:
     """An untyped literal or const: a Python value that adapts to the operand it meets."""
@@ -499,6 +507,12 @@ class _Checker:
                     if not -2**63 <= v < 2**64:
                         raise self.error(span, f"{v} is too large for any integer dtype")
                     return ir.Const(dtype, (), wrap_int(v, dtype))
+                if isinstance(v, int) and not isinstance(v, bool) and not _fits_float(v):
+                    digits = str(abs(v))   # as NumPy: an int too large to convert to float
+                    raise self.error(span, f"literal out of range: an integer of {len(digits)} "
+                                     f"digits ({digits[:12]}...) is too large for "
+                                     f"{dtype_name(dtype)}",
+                                     "write it as a float literal (1e400 reads as inf)")
                 return ir.Const(dtype, (), np.array(v).astype(dtype).item())
         if value.dtype == dtype:
             return value
@@ -755,7 +769,10 @@ class _Checker:
         return VType(v.dtype, v.dims, False)
 
     def common(self, args: list[Value], span: Span, arg_spans) -> np.dtype:
-        """The dtype all operands are cast to: NumPy 2 promotion, weak operands adapting."""
+        """The dtype all operands are cast to: NumPy 2 promotion, weak operands adapting to
+        the strong ones' common type (clip(bool, 9, u16) is u16, as np.clip's)."""
+        args = [a for a in args if not isinstance(a, Weak)] + \
+            [a for a in args if isinstance(a, Weak)]
         cur = self.vtype(args[0])
         cur_value = args[0].value if isinstance(args[0], Weak) else None
         for b in args[1:]:

@@ -78,10 +78,15 @@ class OpInfo:
 
 
 class Op(Enum):
-    # operators
-    ADD = OpInfo("+", 2, Rule.ARITH, np.add, "{0} + {1}")
-    SUB = OpInfo("-", 2, Rule.ARITH, np.subtract, "{0} - {1}")
-    MUL = OpInfo("*", 2, Rule.ARITH, np.multiply, "{0} * {1}")
+    # operators. Signed +, - and * run on unsigned bits (the result is cast back): Numba marks
+    # signed arithmetic `nsw`, so that LLVM takes an overflow for impossible (backends/base.py
+    # arith()).
+    ADD = OpInfo("+", 2, Rule.ARITH, np.add, "{0} + {1}",
+                cpu_int="np.uint64({0}) + np.uint64({1})", cpu_uint="{0} + {1}")
+    SUB = OpInfo("-", 2, Rule.ARITH, np.subtract, "{0} - {1}",
+                cpu_int="np.uint64({0}) - np.uint64({1})", cpu_uint="{0} - {1}")
+    MUL = OpInfo("*", 2, Rule.ARITH, np.multiply, "{0} * {1}",
+                cpu_int="np.uint64({0}) * np.uint64({1})", cpu_uint="{0} * {1}")
     TRUEDIV = OpInfo("/", 2, Rule.TRUEDIV, np.true_divide, "{0} / {1}")
     FLOORDIV = OpInfo("//", 2, Rule.ARITH, np.floor_divide, "_nbx_ffloordiv({0}, {1})",
                       cpu_int="_nbx_ifloordiv({0}, {1})")
