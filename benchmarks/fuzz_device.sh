@@ -21,6 +21,7 @@ export PYTHONPATH="$PWD:/tmp/site"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 nproc
 
+rm -rf /tmp/nbx-fuzz            # a warm machine keeps the last run's folders
 start() {   # start TARGET I
     local dir="/tmp/nbx-fuzz/$1-$2"
     mkdir -p "$dir"

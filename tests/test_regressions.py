@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from programs import NP, Mismatch, V, cast, compare, function
+from programs import NP, Mismatch, V, cast, compare, function, reduction
 
 import nbx
 
@@ -100,3 +100,36 @@ def test_a_negative_power_feeding_only_an_empty_result_does_not_raise():
         mod.kern.reference(np.zeros(0, np.uint32), q)
     with pytest.raises(ValueError, match="negative integer powers"):
         mod.kern(np.ones(1, np.uint32), q)
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_a_negative_power_feeding_only_an_empty_reduction_does_not_raise(target):
+    """Campaign seed 614014 (device run 4, cuda): `mean(clip(C1 ** t2, ..., C1 < p1))` with t2
+    negative over [k] and p1 over [m, k], m = 0: the power only feeds a mean over nothing (NaN),
+    so nbx computes no power, where NumPy raises."""
+    mod = nbx.compile("kernel kern(p1: u32[m, k]) -> f64:\n"
+                      "    return mean(clip(True ** (-(8 >> index(k))), 0, p1))\n",
+                      filename="regression.nbx", target=target)
+    got = mod.kern(np.zeros((0, 1), np.uint32))
+    assert np.isnan(got)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        mod.kern(np.zeros((1, 1), np.uint32))
+
+
+def test_a_literal_first_in_clip_stays_weak_in_the_generator():
+    """Campaign seed 602004 (device run 4): `var(maximum(-C2, clip(r9, p1, p0)))` with r9 = 1,
+    p1: i16, p0: f32[k] is f32 in nbx (literals are weak), but the generator asked np.clip,
+    which makes its first argument a strong i64 array, and compared an f32 variance at f64's
+    tolerance. The generator asks the clip ufunc now."""
+    one = V("1", NP["i64"], weak="int", bits=(0, 1), const=True)
+    p1, p0 = V("p1", NP["i16"]), V("p0", NP["f32"], frozenset("k"))
+    clipped = function("clip", [one, p1, p0])
+    assert clipped.dtype == NP["f32"]
+    spread = reduction("var", clipped, (), ["k"])
+    assert spread.rtol == 3e-5
+    mod = nbx.compile("kernel kern(p0: f32[k], p1: i16) -> f32:\n"
+                      "    return var(clip(1, p1, p0))\n", filename="regression.nbx")
+    p0 = np.array([348.05396, -0.01238229, -18.209061, 0.0034870098], np.float32)
+    got = mod.kern(p0, np.int16(1))
+    assert got.dtype == np.float32
+    compare(got, mod.kern.reference(p0, np.int16(1)), spread, "result 0")

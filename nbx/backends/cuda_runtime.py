@@ -47,13 +47,20 @@ class TargetUnavailable(RuntimeError):
 
 
 _STATUS = None   # (available, why), probed once per process
+_STATUS_LOCK = threading.Lock()
 
 
 def available():
-    """(True, what runs the kernels) or (False, what is missing), probed once."""
+    """(True, what runs the kernels) or (False, what is missing), probed once. Every CUDA
+    call asks this first, so the probe also finishes the driver's start-up, under a lock:
+    Numba's driver marks itself initialised before cuInit returns, and threads making their
+    first GPU calls together then failed with CUDA_ERROR_NOT_INITIALIZED (tests/
+    test_concurrency.py, on a GPU)."""
     global _STATUS
     if _STATUS is None:
-        _STATUS = _probe()
+        with _STATUS_LOCK:
+            if _STATUS is None:
+                _STATUS = _probe()
     return _STATUS
 
 
@@ -67,6 +74,7 @@ def _probe():
         return True, "Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
     try:
         if cuda.is_available():
+            cuda.current_context()   # the primary context, made before any thread uses it
             return True, "a CUDA GPU"
         why = str(cuda.cuda_error() or "").strip().split("\n")[0]
     except Exception as err:  # noqa: BLE001  (a driver that fails to initialise)
