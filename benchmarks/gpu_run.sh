@@ -96,10 +96,11 @@ fi
 
 # --- tests: the CUDA suites, on the real GPU ----------------------------------------------------
 if wants tests; then
-    banner "tests: tests/test_cuda*.py on the GPU"
+    banner "tests: tests/test_cuda*.py and the trust suites' GPU cases on the GPU"
     t0=$(date +%s)
     shopt -s nullglob
-    suites=(tests/test_cuda*.py)
+    suites=(tests/test_cuda*.py tests/test_concurrency.py tests/test_regressions.py
+            tests/test_bad_calls.py)
     shopt -u nullglob
     if [ ${#suites[@]} -eq 0 ]; then
         echo "no tests/test_cuda*.py yet"
