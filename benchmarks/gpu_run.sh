@@ -11,7 +11,7 @@
 #   options through the environment:
 #       STEPS="setup env tests bench sanitize"   the steps to run (default: all, in this order)
 #       BENCH_ARGS="--quick"                     extra arguments of benchmarks/gpu.py
-#       TEST_TIMEOUT=180 BENCH_TIMEOUT=300 SANITIZE_TIMEOUT=90   seconds per step
+#       TEST_TIMEOUT=420 BENCH_TIMEOUT=300 SANITIZE_TIMEOUT=90   seconds per step
 #       SANITIZE_TOOLS="memcheck racecheck"      compute-sanitizer tools (default: memcheck)
 # Logs and gpu.json go to $OUT (the device tool's output folder; /tmp/nbx-gpu-out elsewhere).
 set -u
@@ -19,7 +19,7 @@ set -u
 OUT=${OUT:-/tmp/nbx-gpu-out}
 mkdir -p "$OUT"
 STEPS=${STEPS:-"setup env tests bench sanitize"}
-TEST_TIMEOUT=${TEST_TIMEOUT:-180}
+TEST_TIMEOUT=${TEST_TIMEOUT:-420}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-300}
 SANITIZE_TIMEOUT=${SANITIZE_TIMEOUT:-90}
 SANITIZE_TOOLS=${SANITIZE_TOOLS:-memcheck}
