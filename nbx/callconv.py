@@ -373,8 +373,8 @@ def _native(dtype):
 
 def _binding_dtype(v):
     """The dtype an argument binds a type variable to, or None for Python values."""
-    if isinstance(v, np.ndarray) and _native(v.dtype) in _DTYPE_SET:
-        return _native(v.dtype)
+    if isinstance(v, np.ndarray) and (native := _native(v.dtype)) in _DTYPE_SET:
+        return native
     if isinstance(v, np.generic) and v.dtype in _DTYPE_SET:
         return v.dtype
     if isinstance(v, (bool, int, float, list, tuple, np.ndarray, np.generic)):

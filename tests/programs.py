@@ -28,7 +28,9 @@ Reusable from a script: benchmarks/fuzz.py runs long campaigns with the same str
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,8 +145,6 @@ def add_bits(a: V, b: V, op: str):
 
 def folds(typing):
     """The result is a constant when every operand is (reductions never are)."""
-    import functools
-
     @functools.wraps(typing)
     def typed(*args):
         operands = [a for a in args if isinstance(a, V)] + \
@@ -565,7 +565,6 @@ class Builder:
 
 
 def _uses(code: str, name: str) -> bool:
-    import re
     return re.search(rf"\b{re.escape(name)}\b", code) is not None
 
 

@@ -71,15 +71,12 @@ def ctor(dtype: np.dtype) -> str:
     return NUMPY_CTOR[dtype_name(dtype)]
 
 
-def arith(op: str, a: str, b: str, dtype: np.dtype) -> str:
-    """`a op b` for +, - and * on values of `dtype`, wrapping on overflow as NumPy does.
-
-    Numba marks signed integer add, sub and mul `nsw`: to LLVM a signed overflow is then
-    undefined, and it folds comparisons of overflowed values as if none happened
-    (`3 ** x < 1` became False for every x). On unsigned bits the same instructions wrap."""
-    if dtype.kind == "i":
-        return f"{ctor(dtype)}(np.uint64({a}) {op} np.uint64({b}))"
-    return f"{a} {op} {b}"
+def arith(op, a: str, b: str, dtype: np.dtype) -> str:
+    """`a op b` (an Op, for accumulations) on values of `dtype`, in the op table's spelling:
+    signed integers on unsigned bits, so that they wrap as NumPy's (see Op.ADD), then cast
+    back."""
+    code = op.value.cpu_template(dtype.kind).format(a, b)
+    return f"{ctor(dtype)}({code})" if dtype.kind == "i" else code
 
 
 def literal(value, dtype: np.dtype) -> str:

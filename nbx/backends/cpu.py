@@ -23,7 +23,7 @@ import numpy as np
 
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
-from ..dsl.ops import Rule
+from ..dsl.ops import Op, Rule
 from .base import CodeBuilder, Names, arith, expression, literal
 
 BLOCK_ELEMENTS = 8192   # elements per block when the outermost dimension is reduced
@@ -233,10 +233,10 @@ def combine(red: ir.Reduce, target: str, value: str, target_i: str = "", value_i
     floating = value_dtype(red).kind == "f"
     if k == ir.RKind.SUM:
         return [f"{target} = _nbx_radd({target}, {value})" if floating
-                else f"{target} = {arith('+', target, value, red.dtype)}"]
+                else f"{target} = {arith(Op.ADD, target, value, red.dtype)}"]
     if k == ir.RKind.PROD:
         return [f"{target} = _nbx_rmul({target}, {value})" if floating
-                else f"{target} = {arith('*', target, value, red.dtype)}"]
+                else f"{target} = {arith(Op.MUL, target, value, red.dtype)}"]
     if k == ir.RKind.ANY:
         return [f"{target} = {target} or {value}"]
     if k == ir.RKind.ALL:

@@ -56,6 +56,7 @@ import numpy as np
 
 from ..dsl import ir
 from ..dsl.fuse import Plan, Stage, stage_nodes
+from ..dsl.ops import Op
 from .base import CodeBuilder, Names, arith, expression, literal
 from .cpu import PRELUDE, identity, value_dtype
 
@@ -726,9 +727,9 @@ def merge(r: ir.Reduce, target: str, value: str, target_i: str = "", value_i: st
     k = r.kind
     floating = value_dtype(r).kind == "f"
     if k == ir.RKind.SUM:
-        return [f"{target} = {arith('+', target, value, r.dtype)}"]
+        return [f"{target} = {arith(Op.ADD, target, value, r.dtype)}"]
     if k == ir.RKind.PROD:
-        return [f"{target} = {arith('*', target, value, r.dtype)}"]
+        return [f"{target} = {arith(Op.MUL, target, value, r.dtype)}"]
     if k == ir.RKind.ANY:
         return [f"{target} = {target} or {value}"]
     if k == ir.RKind.ALL:

@@ -78,9 +78,10 @@ class OpInfo:
 
 
 class Op(Enum):
-    # operators. Signed +, - and * run on unsigned bits (the result is cast back): Numba marks
-    # signed arithmetic `nsw`, so that LLVM takes an overflow for impossible (backends/base.py
-    # arith()).
+    # operators. Signed +, - and * run on unsigned bits (the result is cast back), which wrap
+    # as NumPy's: Numba marks signed arithmetic `nsw`, so LLVM takes an overflow for impossible
+    # and folds comparisons of overflowed values (`3 ** x < 1` was False for every x).
+    # Accumulations use the same spellings (backends/base.py arith).
     ADD = OpInfo("+", 2, Rule.ARITH, np.add, "{0} + {1}",
                 cpu_int="np.uint64({0}) + np.uint64({1})", cpu_uint="{0} + {1}")
     SUB = OpInfo("-", 2, Rule.ARITH, np.subtract, "{0} - {1}",
