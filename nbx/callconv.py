@@ -187,6 +187,8 @@ class KernelBase:
                     break
                 if result is not None:
                     return result
+        if _has_collection(args, kwargs):   # Dask arrays: a lazy computation
+            return self._call_collections(args, kwargs)
         out = _MISSING
         if not self._has_out_param and "out" in kwargs:
             out = kwargs.pop("out")
@@ -205,6 +207,11 @@ class KernelBase:
     def _run_device(self, spec, values, lengths, out, stream):
         """The call of a CUDA target's kernel (cuda_runtime.run); subclasses provide it."""
         raise NotImplementedError
+
+    def _call_collections(self, args, kwargs):
+        """A call with Dask arrays (nbx.Kernel builds the Dask graph: nbx/chunked)."""
+        raise TypeError(f"{self.name}(): this compiled module cannot take Dask arrays (load the "
+                        ".nbx file with nbx for that); pass NumPy arrays")
 
     def _check_empty(self, checks, lengths):
         """ValueError for a min/max/argmin/argmax over a zero-length dimension."""
@@ -364,6 +371,17 @@ class KernelBase:
         if p.axes is not None:
             return _convert_array(self.name, p, v, dtype, self._device)
         return _convert_scalar(self.name, p, v, dtype, self._device)
+
+
+def _has_collection(args, kwargs):
+    """Whether an argument is a lazy collection (a Dask array: `__dask_graph__`)."""
+    for v in args:
+        if hasattr(type(v), "__dask_graph__"):
+            return True
+    for v in kwargs.values():
+        if hasattr(type(v), "__dask_graph__"):
+            return True
+    return False
 
 
 def _native(dtype):

@@ -97,6 +97,28 @@ class Kernel(KernelBase):
     def __repr__(self) -> str:
         return f"<nbx.Kernel {self.signature} target={self.target!r}>"
 
+    # Dask ------------------------------------------------------------------------------------
+    def _call_collections(self, args, kwargs):
+        from .chunked.graph import call
+        return call(self, args, kwargs)
+
+    def explain_chunks(self, binding: dict | None = None) -> str:
+        """The steps a call on Dask arrays runs, a task per block each (nbx/chunked)."""
+        from .chunked.split import format_chunk_plan, split
+        binding = self._binding_from_names(binding) or {tv: DTYPES["f64"]
+                                                         for tv in self._typevars}
+        return format_chunk_plan(split(self._module._compiler.check_kernel(self._def,
+                                                                           binding)))
+
+    def __reduce__(self):
+        """A kernel pickles as the source it was compiled from and its options, and is
+        compiled again where it is unpickled (once per process; the compile cache has the
+        code): how Dask's workers get the kernels of a graph."""
+        return (rebuild_kernel, (*self._module._build_args(), self.name, self._target))
+
+    def __dask_tokenize__(self):
+        return ("nbx.Kernel", *self._module._build_args(), self.name, self._target)
+
     def build(self, binding: dict[str, np.dtype]) -> _Specialization:
         if self._target is None:
             spec = self._module._compile_kernel(self._def, binding)
@@ -217,6 +239,67 @@ class Module:
     def __repr__(self) -> str:
         return f"<nbx.Module {self._compiler.filename!r}: {', '.join(self.kernels)}>"
 
+    def _build_args(self) -> tuple:
+        c = self._compiler
+        return (c.source.text, c.filename, c.target, tuple(sorted(c.options.items())))
+
+    def __reduce__(self):
+        return (rebuild_module, self._build_args())
+
+
+_REBUILT: dict[tuple, Module] = {}
+_REBUILT_LOCK = threading.Lock()
+
+
+def rebuild_module(text: str, filename: str, target: str, options: tuple) -> Module:
+    """The module of a pickled kernel or module, compiled once per process."""
+    key = (text, filename, target, options)
+    module = _REBUILT.get(key)
+    if module is None:
+        with _REBUILT_LOCK:
+            module = _REBUILT.get(key)
+            if module is None:
+                from .dsl.compile import compile
+                module = _REBUILT[key] = compile(text, filename=filename, target=target,
+                                                 **dict(options))
+    return module
+
+
+def rebuild_kernel(text, filename, target, options, name, own_target) -> Kernel:
+    kernel = rebuild_module(text, filename, target, options).kernels[name]
+    if isinstance(kernel, AutoKernel) and own_target == "cpu":
+        return kernel._cpu
+    if isinstance(kernel, AutoKernel) and own_target == "cuda":
+        return kernel._cuda()
+    return kernel
+
+
+class StepKernel(KernelBase):
+    """One step of a call on Dask arrays (nbx/chunked/split.py): a kernel that nbx made from
+    part of a user's kernel, compiled like one on first use, and named as the user's kernel
+    in what its calls raise."""
+
+    def __init__(self, name: str, kernel_ir: ir.KernelIR, target: str, options: dict,
+                 origin: str):
+        params = [(p.name, p.dtype_spec, p.axes) for p in kernel_ir.params]
+        super().__init__(name, params, kernel_ir.tuple_result, f"{name} (step {kernel_ir.name})")
+        self._ir = kernel_ir
+        self._target = target
+        self._options = options
+        self._origin = origin
+        self._device = target in DEVICE_TARGETS
+
+    def build(self, binding):
+        from .dsl.compile import emit_and_load
+        from .dsl.fuse import fuse
+        if self._device:
+            cuda_runtime.require(self._target, gpu=False)
+        return emit_and_load(fuse(self._ir), self._target, self._options, self._origin)
+
+    def _run_device(self, spec, values, lengths, out, stream):
+        cuda_runtime.require(self._target)
+        return cuda_runtime.run(self, spec, values, lengths, out, stream)
+
 
 class AutoKernel(Kernel):
     """A kernel of target="auto": each call runs on the CPU or the GPU (LANGUAGE.md section 8).
@@ -258,6 +341,8 @@ class AutoKernel(Kernel):
     def _choose(self, args, kwargs, why=False):
         total = 0
         for key, v in itertools.chain(enumerate(args), kwargs.items()):
+            if hasattr(type(v), "__dask_graph__"):   # a Dask array: where its blocks are
+                v = getattr(v, "_meta", None)
             if type(v) is np.ndarray:
                 if key != "out" or self._has_out_param:
                     total += v.nbytes

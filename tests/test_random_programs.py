@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from programs import check, describe, inputs, programs
@@ -50,6 +52,58 @@ test_cpu_matches_the_reference = differential("cpu")
 
 def test_cuda_matches_the_reference():
     differential("cuda")()
+
+
+class OnDask:
+    """A kernel called with its arrays as Dask arrays in the given chunks (and its 0-d arrays
+    as 0-d Dask arrays), the results computed: nbx/chunked against the same reference."""
+
+    def __init__(self, kernel, chunks):
+        self.kernel = kernel
+        self.chunks = chunks          # per dimension name
+        self.reference = kernel.reference
+
+    def __call__(self, *args):
+        import dask
+        import dask.array as da
+        lazy = []
+        for (_, _, dims), a in zip(self.program_params, args):
+            if isinstance(a, np.ndarray):
+                chunks = tuple(self.chunks[d] for d in dims) if dims else ()
+                a = da.from_array(a, chunks=chunks)
+            lazy.append(a)
+        out = self.kernel(*lazy)
+        with dask.config.set(scheduler="threads"):
+            return dask.compute(*out) if isinstance(out, tuple) else dask.compute(out)[0]
+
+
+@st.composite
+def chunkings(draw, lengths):
+    """Blocks along each dimension: any lengths that add up, an empty block among them."""
+    chunks = {}
+    for d, n in lengths.items():
+        cuts = sorted(draw(st.sets(st.integers(0, n), max_size=3)) | {0, n})
+        chunks[d] = tuple(b - a for a, b in zip(cuts, cuts[1:])) or (0,)
+        if n and draw(st.integers(0, 5)) == 0:
+            chunks[d] = (0,) + chunks[d]
+    return chunks
+
+
+@settings(max_examples=max(1, EXAMPLES // 8), deadline=None, derandomize=CHOSEN is None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(programs(), st.data())
+def test_dask_matches_the_reference(program, data):
+    pytest.importorskip("dask.array")
+    note(program.source)
+    kernel = nbx.compile(program.source, filename="random.nbx", parallel=False)[program.name]
+    for _ in range(2):
+        lengths, args = data.draw(inputs(program))
+        chunks = data.draw(chunkings(lengths))
+        note(describe(program, lengths, args) + f"\nchunks: {chunks}")
+        on_dask = OnDask(kernel, chunks)
+        on_dask.program_params = program.params
+        check(program, on_dask, args)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from ..chunked.split import format_chunk_plan, split
 from ..dsl import check, ir
 from ..dsl.fuse import format_plan, fuse
 from .common import add_target, add_verbose, compiler, kernel_names
 
-EMITS = ("ast", "typed", "ir", "stages", "py", "llvm", "asm", "ptx")
+EMITS = ("ast", "typed", "ir", "stages", "chunks", "py", "llvm", "asm", "ptx")
 
 
 def add_parser(sub) -> None:
@@ -16,7 +17,8 @@ def add_parser(sub) -> None:
         "explain", help="show the fusion plan, IR, generated source or machine code",
         description="Show how nbx compiles each kernel: the fusion plan (stages, loop nests, "
         "reads, writes, temporaries, bytes moved per element), the AST or typed IR, the "
-        "generated Python source, or what Numba made of it (LLVM IR, machine code; PTX for "
+        "steps of a call on Dask arrays (chunks), the generated Python source, or what "
+        "Numba made of it (LLVM IR, machine code; PTX for "
         "CUDA targets). Generic kernels are shown for their default binding (all f64).")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-k", "--kernel", help="only this kernel")
@@ -43,6 +45,8 @@ def run(args) -> int:
             out.append(ir.format_kernel(kernel_ir))
         elif args.emit == "stages":
             out.append(format_plan(fuse(kernel_ir)))
+        elif args.emit == "chunks":
+            out.append(format_chunk_plan(split(kernel_ir)))
         elif args.emit == "py":
             out.append(comp.specialize(definition, check.default_binding(comp.env, definition))
                        .source)

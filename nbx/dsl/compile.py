@@ -113,8 +113,6 @@ class Compiler:
     def specialize(self, definition, binding: dict[str, np.dtype], target: str | None = None):
         """Compile one binding of a kernel for `target` (default: the module's; "auto" means
         "cpu", where its calls go unless they bring device arrays or much data)."""
-        from ..backends import load_backend
-        from ..runtime import _Specialization
         target = target or self.target
         if target == "auto":
             target = "cpu"
@@ -128,19 +126,31 @@ class Compiler:
             plan = fuse(kernel_ir)                              # fuse
             if target == "cuda-ufunc":
                 self._refuse_non_ufunc(definition, plan)
-            backend = load_backend(target)
-            source = backend.emit(plan, origin=self.filename, **self.options)   # emit
-            t2 = time.perf_counter()
-            first_numba = "numba" not in sys.modules   # its import is part of the first load
-            path, entry, fast, hit = backend.load(source, plan, cache=self.options["cache"])
-            t3 = time.perf_counter()                            # load
-        spec = _Specialization(kernel_ir, plan, source, path, entry, fast)
+            spec = emit_and_load(plan, target, self.options, self.filename)   # emit, load
         if verbose():   # reported with the first call's time (runtime.Kernel._timed)
-            spec.report = (f"check {ms(t1 - t0)}, fuse+emit {ms(t2 - t1)}, load "
-                           f"{ms(t3 - t2)} "
-                           f"({'import numba, ' if first_numba else ''}module "
-                           f"{'from the cache' if hit else 'written'})")
+            spec.report = f"check {ms(t1 - t0)}, {spec.report}"
         return spec
+
+
+def emit_and_load(plan, target: str, options: dict, origin: str):
+    """A fused plan's generated module, written and imported: a runtime._Specialization
+    (what Compiler.specialize makes of a kernel, and nbx/chunked of its steps). Its `report`
+    holds the times taken, said under NBX_VERBOSE."""
+    from ..backends import load_backend
+    from ..runtime import _Specialization
+    t0 = time.perf_counter()
+    backend = load_backend(target)
+    source = backend.emit(plan, origin=origin, **options)             # emit
+    t1 = time.perf_counter()
+    first_numba = "numba" not in sys.modules   # its import is part of the first load
+    path, entry, fast, hit = backend.load(source, plan, cache=options["cache"])
+    t2 = time.perf_counter()                                          # load
+    spec = _Specialization(plan.kernel, plan, source, path, entry, fast)
+    if verbose():
+        spec.report = (f"fuse+emit {ms(t1 - t0)}, load {ms(t2 - t1)} "
+                       f"({'import numba, ' if first_numba else ''}module "
+                       f"{'from the cache' if hit else 'written'})")
+    return spec
 
 
 def diagnose(text: str, filename: str) -> list[CompileError]:
