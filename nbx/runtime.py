@@ -102,13 +102,14 @@ class Kernel(KernelBase):
         from .chunked.graph import call
         return call(self, args, kwargs)
 
-    def explain_chunks(self, binding: dict | None = None) -> str:
-        """The steps a call on Dask arrays runs, a task per block each (nbx/chunked)."""
+    def explain_chunks(self, binding: dict | None = None, whole=()) -> str:
+        """The steps a call on Dask arrays runs, a task per block each (nbx/chunked), when
+        the dimensions in `whole` come in one block and the others in several."""
         from .chunked.split import format_chunk_plan, split
         binding = self._binding_from_names(binding) or {tv: DTYPES["f64"]
                                                          for tv in self._typevars}
-        return format_chunk_plan(split(self._module._compiler.check_kernel(self._def,
-                                                                           binding)))
+        kernel_ir = self._module._compiler.check_kernel(self._def, binding)
+        return format_chunk_plan(split(kernel_ir, frozenset(whole)))
 
     def __reduce__(self):
         """A kernel pickles as the source it was compiled from and its options, and is

@@ -174,6 +174,18 @@ def test_multi_stage(mod, kernel):
     same(k(lazy(x, 7)).compute(), k(x))
 
 
+def test_reductions_within_one_block_are_not_combined(mod):
+    """A reduction over dimensions that come in one block needs no combining: a softmax over
+    rows in blocks of whole rows is one step, one task per block, as fused as a NumPy call."""
+    x = RNG.standard_normal((12, 30))
+    got = mod.softmax(lazy(x, (5, 30)))
+    layers = {k: len(v) for k, v in got.__dask_graph__().layers.items() if k.startswith("nbx")}
+    assert list(layers.values()) == [3]
+    same(got.compute(), mod.softmax(x))
+    assert "1 step" in mod.softmax.explain_chunks(whole=("n",))
+    same(computed(mod.parts(lazy(x, (12, 7)))), mod.parts(x))   # over m whole, over n not
+
+
 def test_a_result_dimension_no_array_has(mod):
     x = RNG.standard_normal((5, 8))
     same(mod.spread(lazy(x, (2, 3))).compute(), mod.spread(x))

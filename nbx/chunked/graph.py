@@ -22,7 +22,6 @@ blocks in parallel, and Numba's threads inside each task would compete with Dask
 
 from __future__ import annotations
 
-import hashlib
 import math
 import operator
 import threading
@@ -30,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dsl import ir
 from ..dsl.compile import DEVICE_TARGETS
-from .split import Feed, Input, MapStep, ReduceStep, Stats, split
+from .split import Feed, Input, MapStep, ReduceStep, Stats, reduced_dims, split
 
 _LOCK = threading.Lock()
 
@@ -45,9 +45,6 @@ def is_dask_array(value) -> bool:
 def call(kernel, args, kwargs):
     """A call of `kernel` (an nbx.Kernel) in which an argument is a Dask array: the results
     as Dask arrays (0-d for scalar results), nothing computed yet."""
-    import dask.array as da
-    from dask.array.core import unify_chunks
-
     name = kernel.name
     if "out" in kwargs and not kernel._has_out_param:
         raise TypeError(f"{name}(): out= cannot be used with Dask arrays, which are never "
@@ -59,81 +56,100 @@ def call(kernel, args, kwargs):
     values, binding, lengths = kernel._bind(args, kwargs)   # checks, as for NumPy
     for i, v in lazy.items():
         values[i] = v
+    kernel_ir = kernel._module._compiler.check_kernel(kernel._def, binding)
+    checks = [(k, o, s.line if s is not None else None) for k, o, s in ir.empty_checks(kernel_ir)]
+    kernel._check_empty(checks, lengths)   # now, as a NumPy call would
+    arrays, chunks = _align(kernel, values, lazy, lengths)
     target = _chunk_target(kernel, lazy.values())
     key = tuple(binding[tv].str for tv in kernel._typevars)
-    steps = step_kernels(kernel, key, target)
-    plan = steps.plan
-    kernel._check_empty(steps.empty_checks, lengths)   # now, as a NumPy call would
+    whole = tuple(d for d in kernel_ir.dims if d in reduced_dims(kernel_ir)
+                  and len(chunks[d]) == 1)
+    plan = step_kernels(kernel, key, target, whole).plan
 
-    # align: one chunking per dimension name
+    reduced: dict[int, object] = {}   # reduction number -> its value, a Dask array
+    results: list[object] = [None] * len(plan.kernel.results)
+    for n, step in enumerate(plan.steps):
+        out_dims = step.space if isinstance(step, ReduceStep) else step.axes
+        pairs = []
+        for inp in step.inputs:
+            pairs += _feed(inp, values, arrays, reduced, plan, lengths, chunks, out_dims)
+        task = BlockCall(kernel, key, target, whole, n)
+        token = f"nbx-{name}-step{n}"
+        if isinstance(step, ReduceStep):
+            merge = Combine(kernel, key, target, whole, n)
+            reduced.update(_reduction(step, plan, pairs, task, merge, token))
+        else:
+            for i, value in zip(step.results, _map(step, plan, pairs, task, token)):
+                results[i] = value
+    for i, g in plan.direct.items():
+        axes = tuple(plan.kernel.results[i].axes or ())
+        dims = plan.reductions[g].dims
+        results[i] = reduced[g] if axes == dims else \
+            reduced[g].transpose([dims.index(d) for d in axes])
+    return tuple(results) if kernel._tuple_result else results[0]
+
+
+def _align(kernel, values, lazy, lengths):
+    """The array arguments as Dask arrays with one chunking per dimension name (NumPy ones
+    cut to match), by parameter index; and that chunking, without blocks of length 0."""
+    import dask.array as da
+    from dask.array.core import unify_chunks
+
     params = kernel._params
-    pairs = []
-    for i, v in lazy.items():
-        if params[i].axes is not None:
-            pairs += [v, params[i].axes]
+    indices = [i for i in lazy if params[i].axes is not None]
+    pairs = [x for i in indices for x in (lazy[i], params[i].axes)]
     chunks, aligned = unify_chunks(*pairs) if pairs else ({}, [])
     chunks = dict(chunks)
-    arrays = dict(zip([i for i in lazy if params[i].axes is not None], aligned))
-    for i, v in enumerate(values):   # NumPy arrays in the call, chunked to match
+    arrays = dict(zip(indices, aligned))
+    for i, v in enumerate(values):
         if isinstance(v, np.ndarray) and params[i].axes is not None:
             for d, n in zip(params[i].axes, v.shape):
                 chunks.setdefault(d, (n,))
             arrays[i] = da.from_array(v, chunks=tuple(chunks[d] for d in params[i].axes))
-    for d in plan.kernel.dims:
-        chunks.setdefault(d, (lengths[d],))
-    chunks = {d: _without_empty_blocks(c) for d, c in chunks.items()}
+    chunks = {d: _without_empty_blocks(chunks.get(d, (n,))) for d, n in lengths.items()}
     for i, a in arrays.items():
         want = tuple(chunks[d] for d in params[i].axes)
         if a.chunks != want:
             arrays[i] = a.rechunk(want)
+    return arrays, chunks
 
-    reduced: dict[int, object] = {}
-    results: list[object] = [None] * len(plan.kernel.results)
-    for n, step in enumerate(plan.steps):
-        pairs = []
-        for inp in step.inputs:
-            pairs += _feed(inp, values, arrays, reduced, plan, lengths, chunks)
-        task = BlockCall(kernel, key, target, n)
-        token = f"nbx-{name}-step{n}"
-        if isinstance(step, ReduceStep):
-            partials = da.blockwise(task, step.space, *pairs, align_arrays=False,
-                                    adjust_chunks={d: 1 for d in step.over},
-                                    meta=np.empty((0,) * len(step.space), object),
-                                    token=token)
-            gives = [(g, plan.reductions[g].dtype) for p in step.partials for g in p.gives]
-            merge = Combine(kernel, key, target, n)
-            axis = tuple(step.space.index(d) for d in step.over)
-            kept = len(step.space) - len(axis)
-            single = len(gives) == 1
-            tree = da.reduction(partials, _identity, merge.final, combine=merge,
-                                axis=axis, keepdims=False, concatenate=False,
-                                dtype=gives[0][1] if single else object,
-                                meta=np.empty((0,) * kept, gives[0][1] if single else object),
-                                name=f"nbx-{name}-reduce{n}")
-            for j, (g, dtype) in enumerate(gives):
-                reduced[g] = tree if single else da.map_blocks(
-                    operator.getitem, tree, j, dtype=dtype, meta=np.empty((0,) * kept, dtype))
-        else:
-            # results on the device when a block read is (CuPy in, CuPy out), else NumPy
-            meta_like = _device_meta([a for a in pairs[::2] if is_dask_array(a)])
-            dtypes = [plan.kernel.results[i].dtype for i in step.results]
-            metas = [_meta(meta_like, len(step.axes), dt) for dt in dtypes]
-            single = len(dtypes) == 1
-            out = da.blockwise(task, step.axes, *pairs, align_arrays=False, token=token,
-                               dtype=dtypes[0] if single else object,
-                               meta=metas[0] if single else np.empty((0,) * len(step.axes),
-                                                                     object))
-            for j, i in enumerate(step.results):
-                results[i] = out if single else da.map_blocks(
-                    operator.getitem, out, j, dtype=dtypes[j], meta=metas[j])
-    for i, g in plan.direct.items():
-        r = plan.reductions[g]
-        axes = plan.kernel.results[i].axes or ()
-        value = reduced[g]
-        if tuple(axes) != r.dims:
-            value = da.transpose(value, [r.dims.index(d) for d in axes])
-        results[i] = value
-    return tuple(results) if kernel._tuple_result else results[0]
+
+def _reduction(step, plan, pairs, task, merge, token) -> dict[int, object]:
+    """A ReduceStep's layers: the blocks' partials, then Dask's reduction tree over them; the
+    values of the reductions it finishes (Dask arrays over their kept dimensions)."""
+    import dask.array as da
+    partials = da.blockwise(task, step.space, *pairs, align_arrays=False,
+                            adjust_chunks={d: 1 for d in step.over},
+                            meta=np.empty((0,) * len(step.space), object), token=token)
+    gives = [(g, plan.reductions[g].dtype) for p in step.partials for g in p.gives]
+    kept = len(step.space) - len(step.over)
+    single = len(gives) == 1
+    tree = da.reduction(partials, _identity, merge.final, combine=merge,
+                        axis=tuple(step.space.index(d) for d in step.over), keepdims=False,
+                        concatenate=False, dtype=gives[0][1] if single else object,
+                        meta=np.empty((0,) * kept, gives[0][1] if single else object),
+                        name=token.replace("step", "reduce"))
+    if single:
+        return {gives[0][0]: tree}
+    return {g: da.map_blocks(operator.getitem, tree, j, dtype=dtype,
+                             meta=np.empty((0,) * kept, dtype))
+            for j, (g, dtype) in enumerate(gives)}
+
+
+def _map(step, plan, pairs, task, token) -> list:
+    """A MapStep's layer: its results (Dask arrays), on the device when a block it reads is
+    (CuPy in, CuPy out), else NumPy."""
+    import dask.array as da
+    like = _device_meta([a for a in pairs[::2] if is_dask_array(a)])
+    dtypes = [plan.kernel.results[i].dtype for i in step.results]
+    metas = [_meta(like, len(step.axes), dt) for dt in dtypes]
+    if len(dtypes) == 1:
+        return [da.blockwise(task, step.axes, *pairs, align_arrays=False, token=token,
+                             dtype=dtypes[0], meta=metas[0])]
+    out = da.blockwise(task, step.axes, *pairs, align_arrays=False, token=token, dtype=object,
+                       meta=np.empty((0,) * len(step.axes), object))
+    return [da.map_blocks(operator.getitem, out, j, dtype=dt, meta=meta)
+            for j, (dt, meta) in enumerate(zip(dtypes, metas))]
 
 
 def _stand_ins(kernel, args, kwargs):
@@ -194,7 +210,7 @@ def _meta(like, ndim: int, dtype):
     return meta_from_array(like, ndim=ndim, dtype=dtype)
 
 
-def _feed(inp, values, arrays, reduced, plan, lengths, chunks) -> list:
+def _feed(inp, values, arrays, reduced, plan, lengths, chunks, out_dims) -> list:
     """The (argument, index) pair of dask.array.blockwise that feeds one step parameter."""
     from dask.layers import ArraySliceDep
     if inp.feed == Feed.ARGUMENT:
@@ -207,36 +223,36 @@ def _feed(inp, values, arrays, reduced, plan, lengths, chunks) -> list:
         return [reduced[inp.key], plan.reductions[inp.key].dims]
     if inp.feed == Feed.LENGTH:
         return [lengths[inp.key], None]
-    # START and EXTENT: each block is given its slice along the dimension
-    return [ArraySliceDep((chunks[inp.key],)), (inp.key,)]
+    if inp.key in out_dims:   # START and EXTENT: each block is given its slice along it
+        return [ArraySliceDep((chunks[inp.key],)), (inp.key,)]
+    # a dimension reduced inside the step: one block, starting at 0, as long as the array
+    return [0, None] if inp.feed == Feed.START else [_extent(lengths[inp.key]), None]
 
 
 # the steps' compiled kernels, per process ---------------------------------------------------
 class Steps:
-    """A kernel's chunk plan for one binding and target, with a compiled kernel per step."""
+    """A kernel's chunk plan for one binding, target and set of dimensions that come in one
+    block (`whole`), with a compiled kernel per step."""
 
-    def __init__(self, kernel, key: tuple, target: str):
-        from ..dsl import ir
+    def __init__(self, kernel, key: tuple, target: str, whole: tuple):
         from ..runtime import StepKernel
         binding = dict(zip(kernel._typevars, map(np.dtype, key)))
         kernel_ir = kernel._module._compiler.check_kernel(kernel._def, binding)
-        self.plan = split(kernel_ir)
-        self.empty_checks = [(k, o, s.line if s is not None else None)
-                             for k, o, s in ir.empty_checks(kernel_ir)]
+        self.plan = split(kernel_ir, frozenset(whole))
         options = dict(kernel._module._compiler.options, parallel=False)
         origin = kernel._module._compiler.filename
         self.kernels = [StepKernel(kernel.name, step.kernel, target, options, origin)
                         for step in self.plan.steps]
 
 
-def step_kernels(kernel, key: tuple, target: str) -> Steps:
+def step_kernels(kernel, key: tuple, target: str, whole: tuple) -> Steps:
     table = kernel.__dict__.setdefault("_chunk_steps", {})
-    steps = table.get((key, target))
+    steps = table.get((key, target, whole))
     if steps is None:
         with _LOCK:
-            steps = table.get((key, target))
+            steps = table.get((key, target, whole))
             if steps is None:
-                steps = table[(key, target)] = Steps(kernel, key, target)
+                steps = table[(key, target, whole)] = Steps(kernel, key, target, whole)
     return steps
 
 
@@ -257,21 +273,22 @@ class _Task:
     """What a task calls: a step of a kernel's chunk plan, found again after pickling from
     the kernel (which pickles as its source and options) and the step's number."""
 
-    def __init__(self, kernel, key: tuple, target: str, step: int):
+    def __init__(self, kernel, key: tuple, target: str, whole: tuple, step: int):
         self.kernel = kernel
         self.key = key
         self.target = target
+        self.whole = whole
         self.step = step
 
     def __reduce__(self):
-        return (type(self), (self.kernel, self.key, self.target, self.step))
+        return (type(self), (self.kernel, self.key, self.target, self.whole, self.step))
 
     def __dask_tokenize__(self):
         return (type(self).__name__, self.kernel.__dask_tokenize__(), self.key, self.target,
-                self.step)
+                self.whole, self.step)
 
     def _parts(self):
-        steps = step_kernels(self.kernel, self.key, self.target)
+        steps = step_kernels(self.kernel, self.key, self.target, self.whole)
         return steps.plan, steps.plan.steps[self.step], steps.kernels[self.step]
 
 
@@ -317,9 +334,6 @@ class Combine(_Task):
     def final(self, nested, axis, keepdims):
         return self._merge(nested, axis, keepdims, final=True)
 
-    def __reduce__(self):
-        return (type(self), (self.kernel, self.key, self.target, self.step))
-
     def _merge(self, nested, axis, keepdims, final):
         plan, step, _ = self._parts()
         kernels = combine_kernels()
@@ -327,7 +341,7 @@ class Combine(_Task):
         parts = {}
         kept_shape = None
         for j, p in enumerate(step.partials):
-            fields = [_concatenate([_pick(x, j, f) for x in _leaves(nested)], nested, axis)
+            fields = [_join(nested, axis, lambda part, j=j, f=f: part[j][f])
                       for f in range(_FIELDS[p.stats])]
             whole = fields[0].shape
             kept_shape = tuple(n for i, n in enumerate(whole) if i not in axis)
@@ -362,21 +376,28 @@ _FIELDS = {Stats.VALUE: 1, Stats.ARG: 2, Stats.MOMENTS: 3}
 
 
 def _value(feed: Feed, block):
-    """A step parameter's value from what Dask gives the task for it."""
+    """A step parameter's value from what Dask gives the task for it. An array with a
+    dimension that the step reduces inside comes as a list of its blocks along it (there is
+    one: such dimensions come in one block), not concatenated, which would copy it."""
+    while isinstance(block, list):
+        (block,) = block
     if feed == Feed.START:
-        return block[0].start
-    if feed == Feed.EXTENT:
-        s = block[0]
-        return np.broadcast_to(np.zeros((), np.bool_), (s.stop - s.start,))
+        return block[0].start if isinstance(block, tuple) else block
+    if feed == Feed.EXTENT and isinstance(block, tuple):
+        return _extent(block[0].stop - block[0].start)
     return block
+
+
+def _extent(n: int) -> np.ndarray:
+    """An array of n elements that takes no memory: it gives a step a dimension's length."""
+    return np.broadcast_to(np.zeros((), np.bool_), (n,))
 
 
 def _block_lengths(step, values) -> dict[str, int]:
     lengths = {}
     for p, v in zip(step.kernel.params, values):
         if p.axes is not None:
-            lengths.update(zip(p.axes, np.shape(v) if isinstance(v, np.ndarray)
-                               else tuple(int(n) for n in v.shape)))
+            lengths.update(zip(p.axes, (int(n) for n in v.shape)))
     return lengths
 
 
@@ -390,28 +411,12 @@ def _host(a):
     return np.asarray(get() if get is not None else a)
 
 
-def _leaves(nested):
-    if isinstance(nested, list):
-        for n in nested:
-            yield from _leaves(n)
-    else:
-        yield nested
-
-
-def _pick(parts: dict, j: int, f: int):
-    return parts[j][f]
-
-
-def _concatenate(_leaves_list, nested, axis):
-    """The nested lists of partial arrays (one level per reduced axis, in order) joined into
-    one array along those axes."""
-    it = iter(_leaves_list)
-
-    def join(n, level):
-        if not isinstance(n, list):
-            return next(it)
-        return np.concatenate([join(x, level + 1) for x in n], axis=axis[level])
-    return join(nested, 0)
+def _join(nested, axis, pick, level=0) -> np.ndarray:
+    """`pick` of each block's partials, given as nested lists (one level per reduced axis, in
+    order), joined into one array along those axes."""
+    if not isinstance(nested, list):
+        return pick(nested)
+    return np.concatenate([_join(x, axis, pick, level + 1) for x in nested], axis=axis[level])
 
 
 def _flat(a: np.ndarray, axis) -> np.ndarray:
@@ -425,11 +430,3 @@ def _flat(a: np.ndarray, axis) -> np.ndarray:
 def _identity(x, axis, keepdims):
     """dask.array.reduction's per-block function: the blocks are already partials."""
     return x
-
-
-def source_token(kernel) -> str:
-    """A short hash of what a kernel is built from (for Dask's task names)."""
-    c = kernel._module._compiler
-    text = "\0".join([c.source.text, c.filename, c.target, repr(sorted(c.options.items())),
-                      kernel.name, kernel.target])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

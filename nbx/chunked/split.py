@@ -30,7 +30,6 @@ from enum import Enum
 import numpy as np
 
 from ..dsl import ir
-from ..dsl.fuse import stage_nodes
 from ..dsl.ops import Op
 from ..dsl.types import BOOL, I64, dtype_name
 
@@ -96,9 +95,13 @@ class ChunkPlan:
     direct: dict[int, int]                   # kernel result -> the reduction that is it
 
 
-def split(kernel: ir.KernelIR) -> ChunkPlan:
+def split(kernel: ir.KernelIR, whole: frozenset[str] = frozenset()) -> ChunkPlan:
+    """The steps of a call whose arguments come in blocks. `whole` are the dimensions that
+    come in one block: a reduction over those only needs no combining, so it is computed
+    inside the steps that read it, as a call on NumPy arrays computes it (a row-wise softmax
+    over blocks of rows is a single step)."""
     order = ir.topo_order(r.expr for r in kernel.results)
-    reductions = [n for n in order if isinstance(n, ir.Reduce)]
+    reductions = [n for n in order if isinstance(n, ir.Reduce) and not set(n.over) <= whole]
     number = {r: i for i, r in enumerate(reductions)}
     moments: dict[ir.Reduce, ir.Reduce] = {}   # sum of squared deviations -> its sum
     for r in reductions:
@@ -106,7 +109,7 @@ def split(kernel: ir.KernelIR) -> ChunkPlan:
         if total is not None and total not in moments.values():
             moments[r] = total
     deviations = {total: m2 for m2, total in moments.items()}
-    level = levels(order, moments)
+    level = levels(order, number, moments)
     canon = _canon(kernel)
 
     groups: dict[tuple, list[ir.Reduce]] = {}
@@ -122,8 +125,7 @@ def split(kernel: ir.KernelIR) -> ChunkPlan:
     stores: dict[tuple[str, ...], list[int]] = {}
     for i, res in enumerate(kernel.results):
         node = res.expr
-        if isinstance(node, ir.Reduce) and node.dtype == res.dtype \
-                and set(node.dims) == set(res.axes or ()):
+        if node in number and node.dtype == res.dtype and set(node.dims) == set(res.axes or ()):
             direct[i] = number[node]
         else:
             stores.setdefault(tuple(res.axes or ()), []).append(i)
@@ -171,12 +173,13 @@ def _reduce_step(kernel, n, space, over, group, number, deviations) -> ReduceSte
     return ReduceStep(step_ir, inputs, space, over, tuple(partials))
 
 
-def levels(order, moments) -> dict[ir.Node, int]:
-    """As fuse.levels, except that a sum of squared deviations is ready with its sum."""
+def levels(order, combined, moments) -> dict[ir.Node, int]:
+    """As fuse.levels, counting only the reductions whose blocks are combined (`combined`);
+    a sum of squared deviations is ready with its sum."""
     level: dict[ir.Node, int] = {}
     for node in order:
         base = max((level[k] for k in ir.children(node)), default=0)
-        if isinstance(node, ir.Reduce):
+        if node in combined:
             level[node] = level[moments[node]] if node in moments else base + 1
         else:
             level[node] = base
@@ -232,6 +235,32 @@ def _count(dims) -> ir.Node:
     return count
 
 
+def _needed(root: ir.Node, finished) -> list[ir.Node]:
+    """The nodes root needs, operands first (as ir.topo_order), without the operands of
+    `finished` reductions, whose values come from earlier steps."""
+    seen: set[ir.Node] = set()
+    order: list[ir.Node] = []
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        if node not in finished:
+            stack.extend((c, False) for c in reversed(ir.children(node)) if c not in seen)
+    return order
+
+
+def reduced_dims(kernel: ir.KernelIR) -> set[str]:
+    """Every dimension that some reduction of the kernel reduces."""
+    return {d for n in ir.topo_order(r.expr for r in kernel.results)
+            if isinstance(n, ir.Reduce) for d in n.over}
+
+
 def _canon(kernel: ir.KernelIR):
     return lambda dims: tuple(d for d in kernel.dims if d in set(dims))
 
@@ -260,7 +289,7 @@ class _StepBuilder:
         return p
 
     def rewrite(self, root: ir.Node) -> ir.Node:
-        for node in stage_nodes([root]):   # operands first; reductions are leaves there
+        for node in _needed(root, self.number):
             if node not in self.memo:
                 self.memo[node] = self._rewritten(node)
         return self.memo[root]
@@ -268,8 +297,10 @@ class _StepBuilder:
     def _rewritten(self, n: ir.Node) -> ir.Node:
         if isinstance(n, ir.Param):
             return self.param(Input(Feed.ARGUMENT, n.index), n.dtype, n.axes)
-        if isinstance(n, ir.Reduce):   # finished by an earlier step
+        if n in self.number:   # a reduction finished by an earlier step
             return self.param(Input(Feed.REDUCED, self.number[n]), n.dtype, n.dims or None)
+        if isinstance(n, ir.Reduce):   # over dimensions in one block: computed here
+            return dataclasses.replace(n, arg=self.memo[n.arg])
         if isinstance(n, ir.DimLen):
             return self.param(Input(Feed.LENGTH, n.dim), n.dtype, None)
         if isinstance(n, ir.Index):
@@ -282,13 +313,16 @@ class _StepBuilder:
         return n   # a Const
 
     def finish(self, name: str, results, space) -> tuple[ir.KernelIR, tuple[Input, ...]]:
+        """The step kernel, over `space` and the dimensions it reduces inside; each of them
+        has an array parameter, which gives the step its length."""
+        dims = self.canon(set(space).union(*(n.dims for n in self.memo.values())))
         covered = {d for p in self.params if p.axes for d in p.axes}
-        for d in space:
+        for d in dims:
             if d not in covered:
                 self.param(Input(Feed.EXTENT, d), BOOL, (d,))
         params = tuple(ir.ParamInfo(p.name, dtype_name(p.dtype), p.dtype, p.axes)
                        for p in self.params)
-        step = ir.KernelIR(name, params, tuple(space), tuple(results), True, ())
+        step = ir.KernelIR(name, params, dims, tuple(results), True, ())
         return step, tuple(self.inputs)
 
 
