@@ -217,7 +217,7 @@ def test_examples(path, name, dtype):
 def check_example(kernel, name, dtype):
     """The kernel on random arguments, NumPy and device ones, against the reference."""
     rng = np.random.default_rng(zlib.crc32(f"{name}{dtype}".encode()))
-    for lengths in ({"n": 300, "m": 21, "k": 45}, {"n": 5, "m": 2, "k": 3}):
+    for lengths in ({"n": 300, "m": 21, "k": 45, "*": 6}, {"n": 5, "m": 2, "k": 3, "*": 2}):
         args = example_args(kernel, dtype, lengths, rng)
         want = as_tuple(kernel.reference(*args))
         for kind in ["numpy"] + DEVICE_KINDS:
