@@ -9,16 +9,16 @@ from ..dsl import check, ir
 from ..dsl.fuse import format_plan, fuse
 from .common import add_target, add_verbose, compiler, kernel_names
 
-EMITS = ("ast", "typed", "ir", "stages", "chunks", "py", "llvm", "asm", "ptx")
+EMITS = ("source", "ast", "typed", "ir", "stages", "chunks", "py", "llvm", "asm", "ptx")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "explain", help="show the fusion plan, IR, generated source or machine code",
-        description="Show how nbx compiles each kernel: the fusion plan (stages, loop nests, "
-        "reads, writes, temporaries, bytes moved per element), the AST or typed IR, the "
-        "steps of a call on Dask arrays (chunks), the generated Python source, or what "
-        "Numba made of it (LLVM IR, machine code; PTX for "
+        description="Show how nbx compiles each kernel: its source (highlighted), the "
+        "fusion plan (stages, loop nests, reads, writes, temporaries, bytes moved per "
+        "element), the AST or typed IR, the steps of a call on Dask arrays (chunks), the "
+        "generated Python source, or what Numba made of it (LLVM IR, machine code; PTX for "
         "CUDA targets). Generic kernels are shown for their default binding (all f64).")
     p.add_argument("file", metavar="FILE")
     p.add_argument("-k", "--kernel", help="only this kernel")
@@ -37,6 +37,11 @@ def run(args) -> int:
     out = []
     for name in kernel_names(args.file, kernels, args.kernel):
         definition = kernels[name]
+        if args.emit == "source":
+            span = definition.span
+            out.append("\n".join(comp.source.text.split("\n")[span.line - 1:span.end_line])
+                       .rstrip())
+            continue
         if args.emit == "ast":
             out.append(repr(definition))
             continue
@@ -57,8 +62,8 @@ def run(args) -> int:
             inspect = {"llvm": kernel.inspect_llvm, "asm": kernel.inspect_asm,
                        "ptx": kernel.inspect_ptx}[args.emit]
             out.extend(inspect().values())
-    show("\n\n".join(out), "python" if args.emit == "py" else
-         {"llvm": "llvm", "asm": "nasm"}.get(args.emit), args.color)
+    show("\n\n".join(out), {"py": "python", "source": "nbx", "llvm": "llvm",
+                             "asm": "nasm"}.get(args.emit), args.color)
     return 0
 
 
