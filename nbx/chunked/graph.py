@@ -81,11 +81,16 @@ def call(kernel, args, kwargs):
         else:
             for i, value in zip(step.results, _map(step, plan, pairs, task, token)):
                 results[i] = value
+    given = set()
     for i, g in plan.direct.items():
         axes = tuple(plan.kernel.results[i].axes or ())
         dims = plan.reductions[g].dims
-        results[i] = reduced[g] if axes == dims else \
+        value = reduced[g] if axes == dims else \
             reduced[g].transpose([dims.index(d) for d in axes])
+        if g in given:   # the same reduction returned again: its own array, as NumPy calls give
+            value = value.map_blocks(np.copy, dtype=value.dtype)
+        given.add(g)
+        results[i] = value
     return tuple(results) if kernel._tuple_result else results[0]
 
 
@@ -99,18 +104,18 @@ def _align(kernel, values, lazy, lengths):
     indices = [i for i in lazy if params[i].axes is not None]
     pairs = [x for i in indices for x in (lazy[i], params[i].axes)]
     chunks, aligned = unify_chunks(*pairs) if pairs else ({}, [])
-    chunks = dict(chunks)
+    chunks = {d: _without_empty_blocks(c) for d, c in chunks.items()}
     arrays = dict(zip(indices, aligned))
     for i, v in enumerate(values):
         if isinstance(v, np.ndarray) and params[i].axes is not None:
             for d, n in zip(params[i].axes, v.shape):
                 chunks.setdefault(d, (n,))
             arrays[i] = da.from_array(v, chunks=tuple(chunks[d] for d in params[i].axes))
-    chunks = {d: _without_empty_blocks(chunks.get(d, (n,))) for d, n in lengths.items()}
+    chunks = {d: chunks.get(d, (n,)) for d, n in lengths.items()}
     for i, a in arrays.items():
         want = tuple(chunks[d] for d in params[i].axes)
-        if a.chunks != want:
-            arrays[i] = a.rechunk(want)
+        if a.chunks != want:   # (rechunk keeps the blocks of an array with no elements)
+            arrays[i] = a.rechunk(want) if a.size else da.zeros(a.shape, dtype=a.dtype, chunks=want)
     return arrays, chunks
 
 
@@ -164,6 +169,8 @@ def _stand_ins(kernel, args, kwargs):
         if any(math.isnan(n) for n in v.shape):
             raise ValueError(f"{kernel.name}(): {kernel._params[index].name} has chunks of "
                              "unknown size (call .compute_chunk_sizes() on it first)")
+        if isinstance(getattr(v, "_meta", None), np.ma.MaskedArray):
+            return v._meta   # refused as a NumPy masked array is, naming the parameter
         if not v.dtype.isnative:
             v = v.astype(v.dtype.newbyteorder("="))
         lazy[index] = v
@@ -314,11 +321,9 @@ class BlockCall(_Task):
             elif p.stats == Stats.ARG:
                 start = values[step.inputs.index(Input(Feed.START, step.over[0]))]
                 parts[j] = (first, np.reshape(_host(out[p.results[1]]), shape) + start)
-            else:   # MOMENTS: (count, mean, M2), in f64 whatever the data's float dtype
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = first.astype(np.float64) / count
-                m2 = np.reshape(_host(out[p.results[1]]), shape).astype(np.float64)
-                parts[j] = (np.full(shape, count, np.int64), mean, m2)
+            else:   # MOMENTS: count, sum, the mean as hi + lo, M2
+                dev, sq = (np.reshape(_host(out[k]), shape) for k in p.results[1:])
+                parts[j] = _moments(count, first, dev, sq)
         return parts
 
 
@@ -365,14 +370,27 @@ class Combine(_Task):
                 values.append(ms[0])
             elif p.stats == Stats.ARG:
                 values.append(ms[1])
-            else:   # the sum (count * mean) and the sum of squared deviations
-                with np.errstate(invalid="ignore"):
-                    values += [(ms[1] * ms[0]).astype(p.dtype), ms[2].astype(p.dtype)]
+            else:   # the sum and the sum of squared deviations
+                values += [ms[1].astype(p.dtype), ms[4].astype(p.dtype)]
         values = [v[()] if v.ndim == 0 else v for v in values]   # NumPy scalars, as calls give
         return values[0] if len(values) == 1 else tuple(values)
 
 
-_FIELDS = {Stats.VALUE: 1, Stats.ARG: 2, Stats.MOMENTS: 3}
+_FIELDS = {Stats.VALUE: 1, Stats.ARG: 2, Stats.MOMENTS: 5}
+
+
+def _moments(count: int, total, dev, sq) -> tuple:
+    """A block's moments from its step's sums (f64): the sum, the sum of deviations `dev` and
+    of squared deviations `sq` around mean = total / count. The mean is carried as hi + lo
+    (hi that rounded mean, lo the correction dev / count), so that blocks' means far from 0
+    still differ by exact amounts in Chan's formula; M2 is sq - dev**2 / count (the
+    corrected two-pass algorithm). A block of no values has a sum 0, M2 0, and no mean."""
+    n = np.full(total.shape, count, np.int64)
+    if count == 0:
+        zero = np.zeros(total.shape)
+        return n, total, zero, zero, zero
+    hi = total / count
+    return n, total, hi, dev / count, sq - dev * dev / count
 
 
 def _value(feed: Feed, block):

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..dsl import ir
 from ..dsl.ops import Op
-from ..dsl.types import BOOL, I64, dtype_name
+from ..dsl.types import BOOL, F64, I64, dtype_name
 
 
 class Feed(Enum):
@@ -57,7 +57,7 @@ class Stats(Enum):
 
     VALUE = "value"       # the reduction over the block; partials combine by the same kind
     ARG = "arg"           # argmin/argmax: the extreme value and its position in the array
-    MOMENTS = "moments"   # a sum and its squared deviations: count, mean and M2 (Chan)
+    MOMENTS = "moments"   # a sum and its squared deviations: count, sum, mean, M2 (Chan)
 
 
 @dataclass(frozen=True)
@@ -148,15 +148,20 @@ def _reduce_step(kernel, n, space, over, group, number, deviations) -> ReduceSte
     for r in group:
         x = b.rewrite(r.arg)
         first = len(results)
-        if r in deviations:   # the block's sum and sum of squared deviations around its mean
-            total = ir.Reduce(r.dtype, kept, ir.RKind.SUM, x, over)
-            count = ir.Cast(r.dtype, (), _count(over))   # of the block: its own lengths
-            mean = ir.Apply(r.dtype, kept, Op.TRUEDIV, (total, count))
-            dev = ir.Apply(x.dtype, x.dims, Op.SUB, (x, mean))
-            square = ir.Apply(x.dtype, x.dims, Op.MUL, (dev, dev))
-            results += [total, ir.Reduce(r.dtype, kept, ir.RKind.SUM, square, over)]
+        if r in deviations:
+            # In f64 (also for f32 data): the block's sum, then around the block's mean
+            # (sum / count, in the block's own lengths) the sum of deviations and of their
+            # squares, which correct the rounded mean (the corrected two-pass algorithm).
+            x64 = x if x.dtype == F64 else ir.Cast(F64, x.dims, x)
+            total = ir.Reduce(F64, kept, ir.RKind.SUM, x64, over)
+            count = ir.Cast(F64, (), _count(over))
+            mean = ir.Apply(F64, kept, Op.TRUEDIV, (total, count))
+            dev = ir.Apply(F64, x.dims, Op.SUB, (x64, mean))
+            square = ir.Apply(F64, x.dims, Op.MUL, (dev, dev))
+            results += [total, ir.Reduce(F64, kept, ir.RKind.SUM, dev, over),
+                        ir.Reduce(F64, kept, ir.RKind.SUM, square, over)]
             partials.append(Partial(Stats.MOMENTS, r.kind, (number[r], number[deviations[r]]),
-                                    (first, first + 1), r.dtype))
+                                    (first, first + 1, first + 2), r.dtype))
         elif r.kind in (ir.RKind.ARGMIN, ir.RKind.ARGMAX):
             # the extreme value goes with the position, so that blocks can be compared
             extreme = ir.RKind.MIN if r.kind == ir.RKind.ARGMIN else ir.RKind.MAX
