@@ -35,11 +35,10 @@ class _Specialization(Compiled):
     """One compiled binding of a kernel: the call's needs, plus its IR, plan and source."""
 
     def __init__(self, kernel_ir, plan, source, path, entry, fast):
-        checks = [(kind, over, span.line if span is not None else None)
-                  for kind, over, span in ir.empty_checks(kernel_ir)]
         from .backends.wrapper import needs_error_flag
         super().__init__(entry, fast, kernel_ir.dims, [r.dtype for r in kernel_ir.results],
-                         [r.axes for r in kernel_ir.results], checks, needs_error_flag(plan))
+                         [r.axes for r in kernel_ir.results], ir.empty_checks(kernel_ir),
+                         needs_error_flag(plan))
         self.ir = kernel_ir
         self.plan = plan
         self.source = source
@@ -202,8 +201,7 @@ class Kernel(KernelBase):
         values = [cuda_runtime.host_value(v) if isinstance(v, DeviceValue) else v
                   for v in values]
         kernel_ir = self._module._compiler.check_kernel(self._def, binding)
-        self._check_empty([(k, o, s.line if s is not None else None)
-                           for k, o, s in ir.empty_checks(kernel_ir)], lengths)
+        self._check_empty(ir.empty_checks(kernel_ir), lengths)
         try:
             results = evaluate(kernel_ir, values, lengths)
         except ValueError as err:

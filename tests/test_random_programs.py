@@ -59,8 +59,9 @@ class OnDask:
     """A kernel called with its arrays as Dask arrays in the given chunks (and its 0-d arrays
     as 0-d Dask arrays), the results computed: nbx/chunked against the same reference."""
 
-    def __init__(self, kernel, chunks):
+    def __init__(self, kernel, params, chunks):
         self.kernel = kernel
+        self.params = params          # the program's (name, dtype, dims)
         self.chunks = chunks          # per dimension name
         self.reference = kernel.reference
 
@@ -68,7 +69,7 @@ class OnDask:
         import dask
         import dask.array as da
         lazy = []
-        for (_, _, dims), a in zip(self.program_params, args):
+        for (_, _, dims), a in zip(self.params, args):
             if isinstance(a, np.ndarray):
                 chunks = tuple(self.chunks[d] for d in dims) if dims else ()
                 a = da.from_array(a, chunks=chunks)
@@ -102,9 +103,7 @@ def test_dask_matches_the_reference(program, data):
         lengths, args = data.draw(inputs(program))
         chunks = data.draw(chunkings(lengths))
         note(describe(program, lengths, args) + f"\nchunks: {chunks}")
-        on_dask = OnDask(kernel, chunks)
-        on_dask.program_params = program.params
-        check(program, on_dask, args)
+        check(program, OnDask(kernel, program.params, chunks), args)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -138,8 +138,7 @@ def _emit_kernel_object(b: CodeBuilder, definition, compiled) -> None:
     name = definition.name
     specs = []
     for binding, kernel_ir, plan, entry, fast in compiled:
-        checks = [(kind, over, span.line if span is not None else None)
-                  for kind, over, span in ir.empty_checks(kernel_ir)]
+        checks = ir.empty_checks(kernel_ir)
         key = tuple(dtype_name(dt) for dt in binding.values())
         fast_code = f"_entry({fast})" if fast is not None else "None"
         specs.append(f"    {key!r}: Compiled(_entry({entry}), {fast_code}, "

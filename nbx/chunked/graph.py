@@ -57,13 +57,12 @@ def call(kernel, args, kwargs):
     for i, v in lazy.items():
         values[i] = v
     kernel_ir = kernel._module._compiler.check_kernel(kernel._def, binding)
-    checks = [(k, o, s.line if s is not None else None) for k, o, s in ir.empty_checks(kernel_ir)]
-    kernel._check_empty(checks, lengths)   # now, as a NumPy call would
+    kernel._check_empty(ir.empty_checks(kernel_ir), lengths)   # now, as a NumPy call would
     arrays, chunks = _align(kernel, values, lazy, lengths)
     target = _chunk_target(kernel, lazy.values())
     key = tuple(binding[tv].str for tv in kernel._typevars)
-    whole = tuple(d for d in kernel_ir.dims if d in reduced_dims(kernel_ir)
-                  and len(chunks[d]) == 1)
+    over = reduced_dims(kernel_ir)
+    whole = tuple(d for d in kernel_ir.dims if d in over and len(chunks[d]) == 1)
     plan = step_kernels(kernel, key, target, whole).plan
 
     reduced: dict[int, object] = {}   # reduction number -> its value, a Dask array

@@ -240,26 +240,6 @@ def _count(dims) -> ir.Node:
     return count
 
 
-def _needed(root: ir.Node, finished) -> list[ir.Node]:
-    """The nodes root needs, operands first (as ir.topo_order), without the operands of
-    `finished` reductions, whose values come from earlier steps."""
-    seen: set[ir.Node] = set()
-    order: list[ir.Node] = []
-    stack = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        if node not in finished:
-            stack.extend((c, False) for c in reversed(ir.children(node)) if c not in seen)
-    return order
-
-
 def reduced_dims(kernel: ir.KernelIR) -> set[str]:
     """Every dimension that some reduction of the kernel reduces."""
     return {d for n in ir.topo_order(r.expr for r in kernel.results)
@@ -294,7 +274,8 @@ class _StepBuilder:
         return p
 
     def rewrite(self, root: ir.Node) -> ir.Node:
-        for node in _needed(root, self.number):
+        # finished reductions are leaves: their values come from earlier steps
+        for node in ir.topo_order([root], leaves=self.number):
             if node not in self.memo:
                 self.memo[node] = self._rewritten(node)
         return self.memo[root]

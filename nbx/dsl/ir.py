@@ -35,9 +35,11 @@ class RKind(Enum):
 NO_EMPTY_VALUE = frozenset({RKind.MIN, RKind.MAX, RKind.ARGMIN, RKind.ARGMAX})
 
 
-def empty_checks(kernel: KernelIR) -> list[tuple[str, tuple[str, ...], Span | None]]:
-    """(reduction name, dimensions it reduces, where) for each reduction in NO_EMPTY_VALUE."""
-    return [(n.kind.value, n.over, n.span) for n in topo_order(r.expr for r in kernel.results)
+def empty_checks(kernel: KernelIR) -> list[tuple[str, tuple[str, ...], int | None]]:
+    """(reduction name, dimensions it reduces, its line) for each reduction in NO_EMPTY_VALUE:
+    what a call checks against the lengths (callconv.Compiled.empty_checks)."""
+    return [(n.kind.value, n.over, n.span.line if n.span is not None else None)
+            for n in topo_order(r.expr for r in kernel.results)
             if isinstance(n, Reduce) and n.kind in NO_EMPTY_VALUE]
 
 
@@ -123,8 +125,9 @@ def children(node: Node) -> tuple[Node, ...]:
     return ()
 
 
-def topo_order(roots) -> list[Node]:
-    """Every node reachable from roots, each once, operands before users."""
+def topo_order(roots, leaves=()) -> list[Node]:
+    """Every node reachable from roots, each once, operands before users; the operands of
+    `leaves` are not walked (their values come from elsewhere)."""
     seen: set[Node] = set()
     order: list[Node] = []
     stack = [(r, False) for r in reversed(list(roots))]
@@ -138,6 +141,8 @@ def topo_order(roots) -> list[Node]:
         if node in seen:
             continue
         stack.append((node, True))
+        if node in leaves:
+            continue
         for c in reversed(children(node)):
             if c not in seen:
                 stack.append((c, False))
