@@ -3,7 +3,8 @@
 the JSON files the benchmarks write.
 
     python benchmarks/cpu.py --json benchmarks/results/cpu.json            # this machine
-    python3 benchmarks/gpu.py --json gpu.json                              # the GPU machine
+    STEPS="setup env bench" bash benchmarks/gpu_run.sh    # on the GPU machine: $OUT/gpu.json,
+                                                          # kept as benchmarks/results/gpu-h200.json
     python benchmarks/plot.py                                              # -> docs/results.png
 
 Each bar is a peer's median time over nbx's on the same case (>1: nbx is faster), on a log
@@ -62,7 +63,8 @@ def panel(ax, title, cases, ratios) -> None:
         xs = [k + (i - (len(ratios) - 1) / 2) * width for k in range(len(cases))]
         bars = ax.bar([x for x, v in zip(xs, values) if v], [v for v in values if v], width,
                       label=peer, color=COLORS[i % len(COLORS)])
-        ax.bar_label(bars, labels=[f"{v:.3g}x" for v in values if v], fontsize=7, padding=1)
+        ax.bar_label(bars, labels=[f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in values if v],
+                     fontsize=6.5, padding=1)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:g}x")
@@ -76,7 +78,7 @@ def panel(ax, title, cases, ratios) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu", default=HERE / "results" / "cpu.json")
-    ap.add_argument("--gpu", default=HERE / "results" / "gpu-h100.json")
+    ap.add_argument("--gpu", default=HERE / "results" / "gpu-h200.json")
     ap.add_argument("--out", default=HERE.parent / "docs" / "results.png")
     args = ap.parse_args(argv)
     import matplotlib
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
 
     cpu = json.loads(Path(args.cpu).read_text())
     gpu = json.loads(Path(args.gpu).read_text())
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     env = cpu["env"]
     panel(left, f"CPU: {env['processor']}, {env['cpus']} cores, float64", *cpu_ratios(cpu))
     panel(right, f"GPU: {gpu['machine']['gpu']['name']}, float64, n = {gpu['n']:.3g}",

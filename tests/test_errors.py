@@ -168,7 +168,7 @@ CASES = [
      "missing ':' at the end of the kernel header", None),
     (HEADER + "    return (x + 1\n", 2, 12, "unclosed '('", "')'"),
     (HEADER + "    y = [x\n    return y\n", 2, 9, "unexpected '['", "indexing"),
-    (HEADER + "    return x +\n", 2, 15, "missing operand", None),
+    (HEADER + "    return x +\n", 2, 15, "missing operand", "inside ( )"),
     (HEADER + "    return 1 < x < 3\n", 2, 18, "comparisons cannot be chained", "and"),
     (HEADER + "    return x \\\n        + 1\n", 2, 14, "unexpected character '\\\\'",
      "backslash"),

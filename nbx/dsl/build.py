@@ -176,6 +176,8 @@ def _syntax_error(source: Source, text: str, err: UnexpectedInput) -> CompileErr
         hint = "expected " + ", ".join(expected)
     elif label:
         hint = None if found in message else f"found {found}"
+    if label == "missing operand" and token.type == "_NL":
+        hint = "the expression stops at the end of the line; inside ( ) it may go on"
     if token.type == "STRING":
         hint = "strings appear only as the first line of a kernel (a docstring)"
     elif token.type == "LSQB":  # '[' never starts an operand: not a "missing operand"
