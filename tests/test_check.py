@@ -574,6 +574,38 @@ def test_def_names_are_checked_even_if_the_def_is_never_called():
     assert (err.line, err.column, err.message) == (3, 5, "'b' is assigned twice")
 
 
+@pytest.mark.parametrize("defs, line, column, message", [
+    ("def g(a):\n    return g(a)\n", 2, 12, "def 'g' calls itself"),
+    ("def g(a):\n    return sum(a)\n", 2, 12, "reduction sum() inside def 'g'"),
+    ("def g(a):\n    return a * n\n", 2, 16, "unknown name 'n'"),
+    ("def g(a):\n    return sqr(a)\n", 2, 12, "unknown function 'sqr'"),
+    ("def g(a):\n    return f(a)\n", 2, 12, "kernel 'f' cannot be called from a kernel or def"),
+])
+def test_def_body_errors_are_reported_even_if_no_kernel_calls_the_def(defs, line, column,
+                                                                      message):
+    err = error(defs + "kernel f(x: f64[n]) -> f64[n]:\n    return x\n")
+    assert (err.line, err.column, err.message) == (line, column, message)
+
+
+def test_an_error_in_a_called_def_is_reported_once():
+    """nbxc check collects every definition's first error: the def's own check and the
+    kernel that calls it find the same one."""
+    errors = []
+    Compiler("def g(a):\n    return sqr(a)\ndef h(a):\n    return a + m\n"
+             "kernel f(x: f64[n]) -> f64[n]:\n    return g(x)\n", on_error=errors.append)
+    assert [(e.line, e.message) for e in errors] == [(2, "unknown function 'sqr'"),
+                                                    (4, "unknown name 'm'")]
+
+
+@pytest.mark.parametrize("body", ["a << 1", "x if c else -x", "where(c, x, 0) + (a << 1)",
+                                  "a / b", "-a"])
+def test_a_def_not_called_is_not_held_to_one_dtype(body):
+    """A def's dtype errors are found at its calls: it may be meant for integers only, or
+    for a bool and a number."""
+    kernel_ir(f"def g(a, b, c, x):\n    return {body}\n"
+              "kernel f(x: f64[n]) -> f64[n]:\n    return x\n")
+
+
 def test_def_parameter_may_share_a_name_with_a_kernel_parameter_or_dimension():
     src = ("def g(x, n):\n    return x * n\n"
            "kernel f(x: f64[n]) -> f64[n]:\n    return g(x, 2)\n")

@@ -144,6 +144,14 @@ def test_load_skips_a_byte_order_mark(tmp_path):
     assert (info.value.line, info.value.column) == (2, 12)
 
 
+def test_compile_skips_a_byte_order_mark():
+    """Text read with encoding="utf-8" keeps the mark; nbx.compile takes it as nbx.load does."""
+    nbx.compile("\ufeff" + HEADER + "    return x\n")
+    with pytest.raises(nbx.CompileError) as info:
+        nbx.compile("\ufeff" + HEADER + "    return q\n")
+    assert (info.value.line, info.value.column) == (2, 12)
+
+
 def test_load_of_a_file_that_is_not_utf8(tmp_path):
     path = tmp_path / "latin1.nbx"
     path.write_bytes(HEADER.encode() + b"    # caf\xe9\n    return x\n")

@@ -119,16 +119,46 @@ def check_def_names(env: ModuleEnv, d: ast.DefDef) -> None:
 
 def check_module(env: ModuleEnv, on_error=None) -> None:
     """Check everything that does not depend on a type-variable binding, now. With
-    `on_error`, each const's and kernel's first error goes there and checking goes on."""
+    `on_error`, each const's, kernel's and def's first error goes there (once: a def's error
+    is also a calling kernel's) and checking goes on."""
     items = [(const_value, name) for name in env.consts]
     items += [(check_generic, kernel) for kernel in env.kernels.values()]
+    items += [(check_def, d) for d in env.defs.values()]
+    reported: set[tuple] = set()
     for check, item in items:
         try:
             check(env, item)
         except CompileError as err:
             if on_error is None:
                 raise
-            on_error(err)
+            key = (err.line, err.column, err.message)
+            if key not in reported:
+                reported.add(key)
+                on_error(err)
+
+
+def check_def(env: ModuleEnv, d: ast.DefDef) -> None:
+    """Check a def on its own, so that a mistake in one that no kernel calls (yet) is still
+    reported. Its parameters are taken as scalars of one dtype, each dtype in turn, and an
+    error is reported only if every dtype gives that same error: unknown names, recursion,
+    reductions and the like. Errors that depend on the dtypes are left to the calls, since a
+    def may be meant for mixed types (`x if c else -x` wants a bool and a number)."""
+    errors = []
+    for dtype in DTYPES.values():
+        checker = _Checker(env, None, {})
+        scope = _Scope({p: ir.Param(dtype, (), p, i, None) for i, p in enumerate(d.params)},
+                       in_def=d.name)
+        checker.inline_stack.append(d.name)
+        try:
+            for stmt in d.body:
+                checker.assign_in_def(stmt, scope)
+            for value in d.ret.values:
+                checker.expr(value, scope)
+            return
+        except CompileError as err:
+            errors.append(err)
+    if len({(e.line, e.column, e.message) for e in errors}) == 1:
+        raise errors[0]
 
 
 def check_generic(env: ModuleEnv, kernel: ast.KernelDef) -> None:

@@ -37,7 +37,7 @@ class Compiler:
                  on_error=None):
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
-        self.source = Source(filename, text)
+        self.source = Source(filename, text.removeprefix("\ufeff"))  # as nbx.load's utf-8-sig
         self.filename = filename
         self.target = target
         self.options = {"fastmath": bool(fastmath), "parallel": bool(parallel),
