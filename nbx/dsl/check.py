@@ -145,15 +145,9 @@ def check_def(env: ModuleEnv, d: ast.DefDef) -> None:
     def may be meant for mixed types (`x if c else -x` wants a bool and a number)."""
     errors = []
     for dtype in DTYPES.values():
-        checker = _Checker(env, None, {})
-        scope = _Scope({p: ir.Param(dtype, (), p, i, None) for i, p in enumerate(d.params)},
-                       in_def=d.name)
-        checker.inline_stack.append(d.name)
         try:
-            for stmt in d.body:
-                checker.assign_in_def(stmt, scope)
-            for value in d.ret.values:
-                checker.expr(value, scope)
+            _Checker(env, None, {}).def_body(
+                d, [ir.Param(dtype, (), p, i, None) for i, p in enumerate(d.params)])
             return
         except CompileError as err:
             errors.append(err)
@@ -581,8 +575,11 @@ class _Checker:
                                  f"unpack them: a, b = {d.name}(...)")
             raise self.error(e.span, f"def '{d.name}' returns {len(d.ret.values)} value"
                              f"{'s' if len(d.ret.values) != 1 else ''}, not {expect}")
-        args = [self.expr(a, scope) for a in e.args]
-        # The def's own names were checked once by collect (check_def_names).
+        return self.def_body(d, [self.expr(a, scope) for a in e.args])
+
+    def def_body(self, d: ast.DefDef, args: list[Value]) -> tuple[Value, ...]:
+        """The values a def returns for these arguments (its own names were checked once, by
+        collect: check_def_names)."""
         inner = _Scope(dict(zip(d.params, args)), in_def=d.name)
         saved_dims = self.dim_order
         self.inline_stack.append(d.name)
